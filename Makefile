@@ -1,0 +1,28 @@
+# fast_nst developer commands. `make test` alone sets everything up.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+PYTHON  := $(BIN)/python
+STAMP   := $(VENV)/.installed
+
+.PHONY: install test lint bench tensorboard train demo experiments compare clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+test: install
+	$(PYTHON) -m pytest -q
+
+lint: install
+	$(BIN)/ruff check fast_nst tests benchmarks train.py stylize.py
+
+bench: install
+	@echo "benchmarks land with their issues"
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache

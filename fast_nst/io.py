@@ -1,0 +1,153 @@
+"""Image files in and out: RGB float tensors, EXIF orientation, resizing, atomic writes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torchvision.transforms.functional as TF
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+
+from fast_nst.errors import FastNSTError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode (L, LA, P, RGBA, CMYK, I;16, F ...) to 8-bit RGB; transparency over white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I") and array.max() > 255 else 255.0
+        if image.mode == "F" and array.max() <= 1.0:
+            top = 1.0
+        array = np.clip(array / top * 255.0, 0, 255).round().astype(np.uint8)
+        image = Image.fromarray(array)
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert("RGB")
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """Open and fully decode an image, EXIF-rotated, as RGB; one-line errors naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise FastNSTError(f"image not found: {path}")
+    if path.is_dir():
+        raise FastNSTError(f"{path} is a folder, not an image file")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            return to_rgb(image)
+    except UnidentifiedImageError:
+        raise FastNSTError(f"{path} is not an image PIL can read") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise FastNSTError(f"{path} is truncated or corrupt ({err})") from None
+
+
+def resize(
+    images: Tensor,
+    *,
+    long_side: int | None = None,
+    short_side: int | None = None,
+    scale: float | None = None,
+    size: tuple[int, int] | None = None,
+) -> Tensor:
+    """Resize (..., H, W) by one of: long side, short side, scale factor, exact (H, W)."""
+    chosen = [x is not None for x in (long_side, short_side, scale, size)]
+    if sum(chosen) > 1:
+        raise FastNSTError("give only one of long_side, short_side, scale, size")
+    h, w = images.shape[-2:]
+    if long_side is not None:
+        f = long_side / max(h, w)
+        target = (max(1, round(h * f)), max(1, round(w * f)))
+    elif short_side is not None:
+        f = short_side / min(h, w)
+        target = (max(1, round(h * f)), max(1, round(w * f)))
+    elif scale is not None:
+        if scale <= 0:
+            raise FastNSTError(f"scale must be positive, got {scale}")
+        target = (max(1, round(h * scale)), max(1, round(w * scale)))
+    elif size is not None:
+        target = (int(size[0]), int(size[1]))
+    else:
+        return images
+    if target == (h, w):
+        return images
+    return TF.resize(images, list(target), antialias=True)
+
+
+def load_image(
+    path: str | os.PathLike,
+    *,
+    long_side: int | None = None,
+    short_side: int | None = None,
+    scale: float | None = None,
+    size: tuple[int, int] | None = None,
+) -> Tensor:
+    """Image file -> (1, 3, H, W) float tensor in 0..1, optionally resized (see `resize`)."""
+    tensor = TF.to_tensor(open_image(path)).unsqueeze(0)
+    return resize(tensor, long_side=long_side, short_side=short_side, scale=scale, size=size)
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """PIL format name for a file extension, or a one-line error."""
+    ext = Path(path).suffix.lower()
+    fmt = Image.registered_extensions().get(ext)
+    if fmt is None or fmt not in Image.SAVE:
+        raise FastNSTError(
+            f"cannot write images with extension {ext or '(none)'!r}: {path}; use .png or .jpg"
+        )
+    return fmt
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary name beside `path`; rename onto `path` only if the block succeeds."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FastNSTError(f"output folder does not exist: {folder}")
+    if not os.access(folder, os.W_OK):
+        raise FastNSTError(f"output folder is not writable: {folder}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=folder)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def to_pil(image: Tensor) -> Image.Image:
+    """(1|3, H, W) or (1, 3, H, W) float 0..1 -> 8-bit RGB PIL image, clamped."""
+    if image.dim() == 4:
+        if image.shape[0] != 1:
+            raise ValueError(f"expected one image, got a batch of {image.shape[0]}")
+        image = image[0]
+    return TF.to_pil_image(image.detach().float().clamp(0, 1).cpu())
+
+
+def save_image(image: Tensor | Image.Image, path: str | os.PathLike, **save_args) -> Path:
+    """Write an image (clamped to 0..1), format from the extension, atomically."""
+    fmt = output_format(path)
+    pil = image if isinstance(image, Image.Image) else to_pil(image)
+    if fmt == "JPEG":
+        save_args.setdefault("quality", 95)
+    with atomic_path(path) as tmp:
+        pil.save(tmp, format=fmt, **save_args)
+    return Path(path)
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS

@@ -1,0 +1,1 @@
+"""Stylize images with a trained network (stub until the stylize issue lands)."""

@@ -1,0 +1,1 @@
+"""Train a feed-forward style network (stub until the training issue lands)."""
