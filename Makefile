@@ -21,8 +21,25 @@ test: install
 lint: install
 	$(BIN)/ruff check fast_nst tests benchmarks train.py stylize.py
 
-bench: install
-	@echo "benchmarks land with their issues"
+bench: bench-gatys bench-train bench-stylize
+
+bench-gatys: install
+	$(PYTHON) benchmarks/bench_gatys.py
+
+bench-train: install
+	$(PYTHON) benchmarks/bench_train.py
+
+bench-stylize: install
+	$(PYTHON) benchmarks/bench_stylize.py
+
+experiments: install
+	$(PYTHON) -m fast_nst.experiments
+
+train: install
+	$(PYTHON) train.py
+
+tensorboard: install
+	$(BIN)/tensorboard --logdir outputs --bind_all
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache
