@@ -1,1 +1,26 @@
-"""Train a feed-forward style network (stub until the training issue lands)."""
+"""Train a feed-forward style network: `python train.py style=starry_night data=local vgg=caffe`.
+
+Thin Hydra entry point: the config (conf/config.yaml and its groups) says what to build; the
+work is in fast_nst.data, fast_nst.module and Lightning's Trainer.
+"""
+
+import hydra
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from fast_nst.errors import exit_on_user_error
+
+
+@hydra.main(config_path="conf", config_name="config", version_base="1.3")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = instantiate(cfg.data)
+    module = instantiate(cfg.module)
+    trainer = instantiate(cfg.trainer)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+
+
+if __name__ == "__main__":
+    main()

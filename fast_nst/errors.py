@@ -21,8 +21,23 @@ def exit_on_user_error(func: F) -> F:
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except FastNSTError as err:
-            print(f"error: {err}", file=sys.stderr)
+        except Exception as err:
+            user_error = find_user_error(err)
+            if user_error is None:
+                raise
+            print(f"error: {user_error}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
+
+
+def find_user_error(err: BaseException | None) -> FastNSTError | None:
+    """The FastNSTError behind `err`, also when a framework re-raised it `from` the original
+    (Hydra's instantiate wraps constructor errors in an InstantiationException)."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, FastNSTError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__
+    return None

@@ -121,6 +121,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise FastNSTError(f"output folder is not writable: {folder}")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=folder)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the finished file gets the usual mode
     try:
         yield Path(tmp)
         os.replace(tmp, path)

@@ -139,7 +139,7 @@ class PerceptualLoss(nn.Module):
 
     @torch.no_grad()
     def content_targets(self, content_images: Tensor) -> dict[str, Tensor]:
-        feats = self.encoder(content_images)
+        feats = self.encoder(content_images, upto=self.content_layers)
         return {k: feats[k].detach() for k in self.content_layers}
 
     def forward(self, images: Tensor,

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 from torchvision.models import VGG19_Weights, vgg19
+from torchvision.models.vgg import cfgs, make_layers
 
 from fast_nst.errors import FastNSTError
 
@@ -123,11 +124,22 @@ def _features_state_dict(path: Path) -> dict[str, Tensor]:
     return features
 
 
+def _bare_features() -> nn.Sequential:
+    """`vgg19().features` with torchvision's init, without building the 100M-parameter
+    classifier (which costs seconds per encoder on a CPU)."""
+    features = make_layers(cfgs["E"])
+    for module in features.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(module.bias)
+    return features
+
+
 def load_features(weights: str) -> nn.Sequential:
     """`vgg19().features` with `imagenet` (torchvision download), `random`, or a file's weights."""
     if weights == "imagenet":
         return _download_imagenet_features()
-    features = vgg19(weights=None).features
+    features = _bare_features()
     if weights == "random":
         return features
     path = Path(weights).expanduser()
@@ -191,10 +203,15 @@ class VGGEncoder(nn.Module):
         """RGB 0..1 images to the weights' input convention."""
         return (images * self.convention.scale - self.mean) / self.std
 
-    def forward(self, images: Tensor) -> dict[str, Tensor]:
+    def forward(self, images: Tensor, upto: Iterable[str] | None = None) -> dict[str, Tensor]:
+        """The requested layers; with `upto` (some layer names), stop after the deepest of them
+        (a content-only pass at relu2_2 need not run the style layers down to relu4_3)."""
+        last = len(self.features) - 1 if upto is None else max(map(layer_index, upto), default=-1)
         x = self.normalize(images)
         out: dict[str, Tensor] = {}
         for index, module in enumerate(self.features):
+            if index > last:
+                break
             x = module(x)
             for name in self._outputs.get(index, ()):
                 out[name] = x
