@@ -35,8 +35,10 @@ bench-stylize: install
 experiments: install
 	$(PYTHON) -m fast_nst.experiments
 
+TRAIN_ARGS ?= experiment=local
+
 train: install
-	$(PYTHON) train.py
+	$(PYTHON) train.py $(TRAIN_ARGS)
 
 tensorboard: install
 	$(BIN)/tensorboard --logdir outputs --bind_all

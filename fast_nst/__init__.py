@@ -1,4 +1,4 @@
-"""fast_nst: fast neural style transfer (Johnson et al.) and the classic optimizer (Gatys et al.)."""
+"""fast_nst: feed-forward style transfer (Johnson et al.) and the classic optimizer (Gatys)."""
 
 from fast_nst.errors import FastNSTError
 

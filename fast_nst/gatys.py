@@ -38,6 +38,7 @@ from fast_nst.color import grey, match_color_histogram, match_luminance, transfe
 from fast_nst.errors import FastNSTError, exit_on_user_error
 from fast_nst.io import atomic_path, load_image, open_image, resize, save_image
 from fast_nst.losses import LossWeights, PerceptualLoss, StyleTarget, as_layer_weights
+from fast_nst.temporal import Alignment, FlowAlignment, static_alignment, temporal_loss
 from fast_nst.vgg import LAYER_NAMES, VGGEncoder, canonical_layer, layer_index, resolve_convention
 
 TASKS = ("reconstruct", "texture", "transfer")
@@ -52,9 +53,10 @@ COLOR_MODES = ("luminance", "histogram")
 # scales with the content term. The caffe values were tuned here by eye on the ../shared photos
 # and paintings at 256 px; the torchvision ones are derived from them by that factor.
 CONVENTION_DEFAULTS: dict[str, dict[str, float]] = {
-    "caffe": {"content_weight": 1.0, "style_weight": 5.0, "tv_weight": 1e4, "sgd_lr": 3e-7},
+    "caffe": {"content_weight": 1.0, "style_weight": 5.0, "tv_weight": 1e4, "sgd_lr": 3e-7,
+              "temporal": 1e8},
     "torchvision": {"content_weight": 1.0, "style_weight": 3.25e5, "tv_weight": 0.15,
-                    "sgd_lr": 2e-2},
+                    "sgd_lr": 2e-2, "temporal": 1.5e3},
 }
 # Learning rates in pixel units (image in 0..1) where the optimizer is scale-free.
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02, "rmsprop": 0.005}
@@ -111,6 +113,11 @@ class GatysConfig:
     device: str = "auto"
     progress: bool = True
     vgg: VGGConfig = field(default_factory=VGGConfig)
+    # video: each frame starts from temporal_blend * frame + (1 - blend) * the previous output
+    # (aligned), with temporal_weight * masked MSE to it; None = the convention default
+    temporal_weight: float | None = None
+    temporal_blend: float = 0.5
+    flow: str = "none"  # none (still camera) | raft (torchvision's optical flow, downloads)
 
 
 @dataclass
@@ -162,6 +169,7 @@ def validate(cfg: GatysConfig) -> GatysConfig:
         _choice("init", cfg.init, INITS)
     if cfg.preserve_color is not None:
         _choice("preserve_color", cfg.preserve_color, COLOR_MODES)
+    _choice("flow", cfg.flow, ("none", "raft"))
     if cfg.line_search not in (None, "strong_wolfe"):
         raise FastNSTError(f"unknown line_search {cfg.line_search!r}; use null or strong_wolfe")
     layer_weights(cfg.content_layers, cfg.content_layer_weights, "content")
@@ -579,8 +587,69 @@ def summary(result: GatysResult) -> str:
             f"{result.seconds:.1f} s ({per_step:.3f} s/step); final {losses}")
 
 
+# --------------------------------------------------------------------------- video
+class ClipStylizer:
+    """Stylizes a clip frame by frame for `fast_nst.video.stylize_video` (Ruder et al. 2016):
+    each frame is optimized from a blend of itself and the previous output aligned to it, with
+    a temporal loss (masked MSE to that aligned output). One encoder and one set of style
+    targets serve the whole clip."""
+
+    def __init__(self, cfg: GatysConfig, align: Alignment | None = None) -> None:
+        self.cfg = validate(cfg)
+        self.device = pick_device(cfg.device)
+        self.convention = resolve_convention(str(cfg.vgg.weights), cfg.vgg.convention).name
+        self.loss = build_loss(cfg, self.device)
+        self.style = load_image(cfg.style, long_side=cfg.style_size or max(
+            16, round(cfg.style_scale * cfg.size))).to(self.device)
+        self.loss.set_style(self.style)
+        self.flow = FlowAlignment() if cfg.flow == "raft" and align is None else None
+        self.align = align or self.flow or static_alignment
+        weight = cfg.temporal_weight
+        self.temporal_weight = (CONVENTION_DEFAULTS[self.convention]["temporal"]
+                                if weight is None else weight)
+        self.previous: Tensor | None = None
+        self.index = 0
+        self.history: list[list[dict[str, float]]] = []
+
+    def __call__(self, frame: Tensor) -> Tensor:
+        content = frame.to(self.device)
+        if self.flow is not None:
+            self.flow.observe(content)
+        extra = None
+        init = content.clone()
+        if self.previous is not None:
+            aligned, mask = self.align(self.previous, self.index)
+            blend = self.cfg.temporal_blend
+            init = blend * content + (1 - blend) * aligned
+            if self.temporal_weight:
+                extra = lambda image: self.temporal_weight * temporal_loss(  # noqa: E731
+                    image, aligned, mask)
+        check_size(self.loss, content, "video frame")
+        image = init.detach().clamp(0, 1).requires_grad_(True)
+        optimizer = make_optimizer(image, self.cfg, self.convention)
+        rows = optimize(self.loss, image, optimizer, self.cfg.steps,
+                        self.loss.content_targets(content), clamp=self.cfg.clamp,
+                        extra_loss=extra, progress=False, first_step=self.cfg.first_step)
+        self.history.append(rows)
+        self.previous = image.detach().clamp(0, 1)
+        self.index += 1
+        return self.previous.cpu()
+
+
+def stylize_clip(cfg: GatysConfig, src: str, dst: Path) -> Path:
+    """A video file, optimized frame by frame with the temporal loss (see ClipStylizer)."""
+    from fast_nst.video import is_video, stylize_video
+
+    if not is_video(dst):
+        dst = dst.with_suffix(Path(src).suffix)
+    cfg = dataclasses.replace(cfg, content=cfg.content or src, task="transfer")
+    frames = stylize_video(src, dst, ClipStylizer(cfg), size=cfg.size, progress=cfg.progress)
+    print(f"wrote {dst} ({frames} frames)")
+    return dst
+
+
 # --------------------------------------------------------------------------- Hydra app
-APP_KEYS = ("output", "snapshot_every", "tensorboard", "shared")
+APP_KEYS = ("output", "snapshot_every", "tensorboard", "shared", "video")
 
 
 @hydra.main(config_path="../conf/gatys", config_name="gatys", version_base="1.3")
@@ -592,6 +661,9 @@ def main(cfg: DictConfig) -> None:
     gcfg = config_from_dict(values)
     folder = Path(HydraConfig.get().runtime.output_dir)
     output = app["output"] or "output.png"
+    if app["video"]:
+        stylize_clip(gcfg, app["video"], folder / output)
+        return
     result = run_to_folder(gcfg, folder, output=output,
                            snapshot_every=int(app["snapshot_every"] or 0),
                            tensorboard=bool(app["tensorboard"]))

@@ -29,6 +29,7 @@ from torchvision.utils import make_grid
 from fast_nst.errors import FastNSTError
 from fast_nst.io import load_image
 from fast_nst.losses import LossWeights, PerceptualLoss, as_layer_weights
+from fast_nst.temporal import StabilityConfig, stability_loss
 from fast_nst.transformer import NetConfig, TransformerNet, export_model
 from fast_nst.vgg import VGGEncoder
 
@@ -55,6 +56,7 @@ class LossConfig:
     content_weight: float | None = None
     style_weight: float | None = None
     tv_weight: float | None = None
+    stability: Any = field(default_factory=dict)  # StabilityConfig fields (temporal.py)
     by_convention: dict[str, dict[str, float]] = field(default_factory=lambda: DEFAULT_WEIGHTS)
 
     def resolve(self, convention: str) -> LossWeights:
@@ -140,6 +142,10 @@ class StyleTransferModule(pl.LightningModule):
         encoder = VGGEncoder([*content_layers, *style_layers], weights=str(vgg["weights"]),
                              convention=vgg["convention"], pooling=vgg["pooling"])
         weights = loss_config.resolve(encoder.convention.name)
+        self.stability = _build(StabilityConfig, _plain(loss_config.stability), "loss.stability")
+        if self.stability.mode not in ("noise", "shift") or self.stability.weight < 0:
+            raise FastNSTError("loss.stability needs mode noise or shift and weight >= 0, got "
+                               f"{self.stability.mode!r} and {self.stability.weight}")
         self.net = TransformerNet(net_config)
         self.perceptual = PerceptualLoss(encoder, content_layers, style_layers, weights)
         self.perceptual.set_style(style)
@@ -149,7 +155,8 @@ class StyleTransferModule(pl.LightningModule):
             "style_size": style_size, "net": asdict(net_config), "vgg": vgg,
             "loss": {**asdict(loss_config), "content_layers": content_layers,
                      "style_layers": style_layers, "content_weight": weights.content,
-                     "style_weight": weights.style, "tv_weight": weights.tv},
+                     "style_weight": weights.style, "tv_weight": weights.tv,
+                     "stability": asdict(self.stability)},
             "optim": _plain(asdict(self.optim_config)), "val_max_images": val_max_images,
         })
         self._style_image = style
@@ -160,10 +167,15 @@ class StyleTransferModule(pl.LightningModule):
         return self.net(images)
 
     def compute_losses(self, content: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Stylize `content` and score it: (output, {content, style, tv, total})."""
+        """Stylize `content` and score it: (output, {content, style, tv, [stability,] total})."""
         targets = self.perceptual.content_targets(content)
         output = self.net(content)
-        return output, self.perceptual(output, targets)
+        terms = self.perceptual(output, targets)
+        if self.stability.weight and self.training:
+            terms["stability"] = self.stability.weight * stability_loss(
+                self.net, content, output, self.stability)
+            terms["total"] = terms["total"] + terms["stability"]
+        return output, terms
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         _, terms = self.compute_losses(batch)

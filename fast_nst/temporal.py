@@ -7,7 +7,7 @@ and compare the pixels visible in both.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -131,3 +131,88 @@ def _pair_errors(frames: Iterable[Tensor], windows: Iterable[Window]) -> Iterato
             diff = (frame.float() - warped.float()).abs() * visible
             yield (diff.sum() / (visible.sum() * frame.shape[1]).clamp_min(1.0)).item()
         previous = (frame, window)
+
+
+@dataclass
+class StabilityConfig:
+    """Teach a feed-forward network temporal stability without video (Gupta et al. 2017).
+
+    `noise`: a copy of each training image with Gaussian noise of std `noise` must give the same
+    output; `shift`: a copy shifted by up to `max_shift` pixels must give the shifted output.
+    Both stand in for what changes between two video frames of a still scene.
+    """
+
+    weight: float = 0.0
+    mode: str = "noise"
+    noise: float = 0.03
+    max_shift: int = 4
+
+
+def stability_loss(net: torch.nn.Module, content: Tensor, output: Tensor,
+                   cfg: StabilityConfig) -> Tensor:
+    """MSE between the output for a perturbed copy of `content` and the matching output."""
+    if cfg.mode == "noise":
+        perturbed = (content + cfg.noise * torch.randn_like(content)).clamp(0, 1)
+        return F.mse_loss(net(perturbed).float(), output.float())
+    if cfg.mode == "shift":
+        dy, dx = (int(v) for v in torch.randint(1, cfg.max_shift + 1, (2,)))
+        shifted = net(content[..., dy:, dx:])
+        return F.mse_loss(shifted.float(), output[..., dy:, dx:].float())
+    raise ValueError(f"unknown stability mode {cfg.mode!r}; use noise or shift")
+
+
+Alignment = Callable[[Tensor, int], tuple[Tensor, Tensor]]
+"""(previous output, index of the current frame) -> (previous warped onto it, visible mask)."""
+
+
+class KnownMotion:
+    """Aligns the previous output to frame `index` by the windows of a synthetic clip."""
+
+    def __init__(self, windows: list[Window]) -> None:
+        self.windows = windows
+
+    def __call__(self, previous: Tensor, index: int) -> tuple[Tensor, Tensor]:
+        return warp_previous(previous, self.windows[index - 1], self.windows[index])
+
+
+def static_alignment(previous: Tensor, index: int) -> tuple[Tensor, Tensor]:
+    """No motion compensation (a still camera): the previous output as it is, every pixel."""
+    return previous, torch.ones_like(previous[:, :1])
+
+
+class FlowAlignment:
+    """Aligns by optical flow between the content frames (torchvision's RAFT), with the
+    forward-backward occlusion mask; `weights="default"` downloads RAFT's weights once."""
+
+    def __init__(self, weights: str | None = "default") -> None:
+        from torchvision.models.optical_flow import Raft_Small_Weights, raft_small
+
+        try:
+            chosen = Raft_Small_Weights.DEFAULT if weights == "default" else None
+            self.model = raft_small(weights=chosen, progress=False).eval()
+        except OSError as err:
+            from fast_nst.errors import FastNSTError
+
+            raise FastNSTError(f"could not download RAFT's weights ({type(err).__name__}); "
+                               "use flow=none or known motion offline") from None
+        self.previous_content: Tensor | None = None
+        self.content: Tensor | None = None
+
+    def observe(self, content: Tensor) -> None:
+        """Record the next content frame (call before aligning to it)."""
+        self.previous_content, self.content = self.content, content
+
+    @torch.no_grad()
+    def _flow(self, a: Tensor, b: Tensor) -> Tensor:
+        h, w = a.shape[-2:]
+        ph, pw = (-h) % 8, (-w) % 8
+        pad = (0, pw, 0, ph)
+        a8, b8 = (F.pad(x * 2 - 1, pad, mode="replicate") for x in (a, b))
+        return self.model(a8, b8, num_flow_updates=6)[-1][..., :h, :w]
+
+    def __call__(self, previous: Tensor, index: int) -> tuple[Tensor, Tensor]:
+        if self.previous_content is None or self.content is None:
+            return static_alignment(previous, index)
+        backward = self._flow(self.content, self.previous_content)  # t -> t-1
+        forward = self._flow(self.previous_content, self.content)
+        return warp_with_flow(previous, backward), occlusion_mask(forward, backward)
