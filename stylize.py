@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 
 from fast_nst.errors import FastNSTError, exit_on_user_error
-from fast_nst.stylize import PRECISIONS, StylizeOptions, export_file, stylize_paths
+from fast_nst.export import export_file
+from fast_nst.stylize import PRECISIONS, StylizeOptions, stylize_paths
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,16 +1,13 @@
 """Apply a trained style network in one forward pass: model files, images, folders, large
-images (tiled), videos and export to ONNX / TorchScript.
+images (tiled, see `fast_nst.tiling`) and videos (`fast_nst.video`).
 
-`stylize.py` parses flags and calls `stylize_paths` or `export_file`; everything else lives here.
+`stylize.py` parses flags and calls `stylize_paths` or `fast_nst.export.export_file`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
 import os
 import re
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -18,14 +15,22 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from fast_nst.color import transfer_luminance
 from fast_nst.errors import FastNSTError
-from fast_nst.io import IMAGE_EXTENSIONS, atomic_path, open_image, output_format, save_image
+from fast_nst.io import IMAGE_EXTENSIONS, open_image, output_format, save_image
+from fast_nst.tiling import (
+    check_tiling,
+    frozen_norms,
+    global_norm_stats,
+    instance_norms,
+    stylize_tiled,
+    to_float,
+    to_u8,
+)
 from fast_nst.transformer import NetConfig, TransformerNet, is_exported, net_from_export
 from fast_nst.video import READ_EXTENSIONS as VIDEO_EXTENSIONS
 from fast_nst.video import check_video_output, is_video, stylize_video
@@ -211,204 +216,6 @@ def finish(stylized: Tensor, content: Tensor, *, preserve_color: bool = False,
     return stylized.clamp(0, 1)
 
 
-def _to_u8(images: Tensor) -> np.ndarray:
-    """(1, 3, h, w) float 0..1 -> (h, w, 3) uint8."""
-    return images[0].mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-
-
-def _to_float(pixels: np.ndarray) -> Tensor:
-    """(h, w, 3) uint8 -> (1, 3, h, w) float 0..1."""
-    return torch.from_numpy(np.array(pixels)).permute(2, 0, 1)[None].float() / 255
-
-
-# ---------------------------------------------------------------------------------------------
-# Tiled inference: overlapping tiles, linear feathering, rows finished as soon as they are final
-
-
-def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    """Tile origins along one axis: as few tiles as give every neighbour pair at least
-    `overlap` px in common, spread evenly, the first at 0 and the last flush with the end."""
-    if size <= tile:
-        return [0]
-    n = math.ceil((size - overlap) / (tile - overlap))
-    return [round(i * (size - tile) / (n - 1)) for i in range(n)]
-
-
-def feather(starts: Sequence[int], length: int, size: int) -> list[Tensor]:
-    """Per-tile 1-D weights: linear ramps across each overlap, normalised to sum to 1.
-
-    Instance-norm statistics differ from tile to tile, so neighbouring tiles disagree a little;
-    a ramp across the whole overlap turns that step into a gradient no eye can see as a seam.
-    """
-    length = min(length, size)
-    ramps = []
-    for i, s in enumerate(starts):
-        w = torch.ones(length)
-        if i > 0:  # overlap with the previous tile
-            o = starts[i - 1] + length - s
-            w[:o] = torch.minimum(w[:o], (torch.arange(o) + 0.5) / o)
-        if i + 1 < len(starts):  # overlap with the next tile
-            o = s + length - starts[i + 1]
-            w[length - o:] = torch.minimum(w[length - o:], (torch.arange(o, 0, -1) - 0.5) / o)
-        ramps.append(w)
-    total = torch.zeros(size)
-    for s, w in zip(starts, ramps, strict=True):
-        total[s:s + length] += w
-    return [w / total[s:s + length] for s, w in zip(starts, ramps, strict=True)]
-
-
-def check_tiling(tile: int, overlap: int) -> None:
-    if tile < 32:
-        raise FastNSTError(f"--tile must be at least 32 px, got {tile}")
-    if not 0 <= overlap <= tile // 2:
-        raise FastNSTError(f"--overlap must be between 0 and half the tile ({tile // 2}), "
-                           f"got {overlap}")
-
-
-def stylize_tiled(fn: Callable[[Tensor], Tensor], pixels: np.ndarray, *, tile: int = 1024,
-                  overlap: int = 128, post: Callable[[Tensor, Tensor], Tensor] | None = None,
-                  progress: bool = False) -> np.ndarray:
-    """Stylize an (H, W, 3) uint8 image tile by tile; returns (H, W, 3) uint8.
-
-    Memory: the uint8 input and output, one band of tile rows in float32 and the network's
-    activations for one tile, whatever the image size. `post(stylized, content)` is applied to
-    each block of finished rows (colour preservation, strength).
-    """
-    check_tiling(tile, overlap)
-    h, w = pixels.shape[:2]
-    th, tw = min(tile, h), min(tile, w)
-    ys, xs = tile_starts(h, th, overlap), tile_starts(w, tw, overlap)
-    wy, wx = feather(ys, th, h), feather(xs, tw, w)
-    out = np.empty_like(pixels)
-    acc_start, acc = 0, torch.zeros(3, th, w)  # float rows [acc_start, acc_start + th)
-
-    def flush(upto: int) -> None:
-        nonlocal acc, acc_start
-        rows = upto - acc_start
-        if rows <= 0:
-            return
-        block = acc[None, :, :rows]
-        if post is not None:
-            block = post(block, _to_float(pixels[acc_start:upto]))
-        out[acc_start:upto] = _to_u8(block)
-        kept = torch.zeros(3, th, w)
-        kept[:, :th - rows] = acc[:, rows:]
-        acc, acc_start = kept, upto
-
-    bar = tqdm(total=len(ys) * len(xs), desc="tiles", unit="tile", leave=False,
-               disable=not progress or len(ys) * len(xs) < 2)
-    for y, ry in zip(ys, wy, strict=True):
-        flush(y)
-        for x, rx in zip(xs, wx, strict=True):
-            result = fn(_to_float(pixels[y:y + th, x:x + tw]))[0]
-            acc[:, y - acc_start:y - acc_start + th, x:x + tw] += result * ry[:, None] * rx
-            bar.update()
-    flush(h)
-    bar.close()
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Whole-image instance-norm statistics for tiled inference (optional, ~7x the compute)
-
-Stats = list[tuple[Tensor, Tensor]]  # per InstanceNorm2d: (mean, var), each (1, C, 1, 1)
-
-
-class _Stop(Exception):
-    """Raised by a recording hook: the rest of the network is not needed for this layer."""
-
-
-def instance_norms(net: nn.Module) -> list[nn.InstanceNorm2d]:
-    return [m for m in net.modules() if isinstance(m, nn.InstanceNorm2d)]
-
-
-@contextlib.contextmanager
-def frozen_norms(norms: Sequence[nn.InstanceNorm2d], stats: Stats) -> Iterator[None]:
-    """Make these norm layers use fixed statistics instead of each input's own."""
-
-    def fixed(norm: nn.InstanceNorm2d, mean: Tensor, var: Tensor) -> Callable[[Tensor], Tensor]:
-        def forward(x: Tensor) -> Tensor:
-            y = (x.float() - mean.to(x.device)) * torch.rsqrt(var.to(x.device) + norm.eps)
-            if norm.affine:
-                y = y * norm.weight[:, None, None] + norm.bias[:, None, None]
-            return y.to(x.dtype)
-        return forward
-
-    for norm, (mean, var) in zip(norms, stats, strict=False):
-        norm.forward = fixed(norm, mean, var)  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        for norm in norms:
-            norm.__dict__.pop("forward", None)
-
-
-def _cores(starts: Sequence[int], length: int, size: int) -> list[tuple[int, int]]:
-    """Each tile's share of the axis (cut at the middle of overlaps), relative to the tile."""
-    cuts = [0] + [(starts[i] + starts[i - 1] + length) // 2 for i in range(1, len(starts))]
-    cuts.append(size)
-    return [(cuts[i] - s, cuts[i + 1] - s) for i, s in enumerate(starts)]
-
-
-def global_norm_stats(stylizer: Stylizer, pixels: np.ndarray, *, tile: int, overlap: int,
-                      progress: bool = False) -> Stats:
-    """The statistics every InstanceNorm2d would see on the whole image, tile by tile.
-
-    Layer k's statistics need the whole image through layers < k with their own whole-image
-    statistics, so one tiled pass per norm layer (each stopping at that layer): about 7x the
-    cost of one pass for the standard network. Each pixel counts once (tile cores); partial
-    results are merged with Chan's parallel mean/variance formula in float64.
-    """
-    norms = instance_norms(stylizer.net)
-    h, w = pixels.shape[:2]
-    th, tw = min(tile, h), min(tile, w)
-    ys, xs = tile_starts(h, th, overlap), tile_starts(w, tw, overlap)
-    grid = [(y, x, cy, cx) for y, cy in zip(ys, _cores(ys, th, h), strict=True)
-            for x, cx in zip(xs, _cores(xs, tw, w), strict=True)]
-    padded = (th + (-th) % 4, tw + (-tw) % 4)
-    stats: Stats = []
-    bar = tqdm(total=len(norms) * len(grid), desc="norm statistics", unit="tile", leave=False,
-               disable=not progress)
-    core: list[tuple[int, int]] = [(0, 0), (0, 0)]  # the current tile's rows and columns
-    for target in norms:
-        count, mean, m2 = 0, torch.zeros(0), torch.zeros(0)
-
-        def record(module: nn.Module, args: tuple[Tensor, ...]) -> None:
-            nonlocal count, mean, m2
-            a = args[0]
-            fy, fx = padded[0] // a.shape[2], padded[1] // a.shape[3]
-            (y0, y1), (x0, x1) = core
-            part = a[0, :, y0 // fy:y1 // fy, x0 // fx:x1 // fx].float().flatten(1)
-            n = part.shape[1]
-            if n:
-                m = part.mean(1).double().cpu()
-                q = (part - part.mean(1, keepdim=True)).square().sum(1).double().cpu()
-                if count == 0:
-                    mean, m2 = m, q
-                else:
-                    delta = m - mean
-                    mean = mean + delta * n / (count + n)
-                    m2 = m2 + q + delta.square() * count * n / (count + n)
-                count += n
-            raise _Stop
-
-        handle = target.register_forward_pre_hook(record)
-        try:
-            with frozen_norms(norms, stats):
-                for y, x, cy, cx in grid:
-                    core[:] = [cy, cx]
-                    try:
-                        stylizer.eager(_to_float(pixels[y:y + th, x:x + tw]))
-                    except _Stop:
-                        pass
-                    bar.update()
-        finally:
-            handle.remove()
-        var = m2 / max(count, 1)
-        stats.append((mean.float()[None, :, None, None], var.float()[None, :, None, None]))
-    bar.close()
-    return stats
-
 
 # ---------------------------------------------------------------------------------------------
 # Sizes
@@ -500,20 +307,20 @@ def collect_inputs(inputs: Sequence[str | os.PathLike], recursive: bool = False
     return found
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", name).strip("_") or "style"
 
 
 def output_name(src: Path, pattern: str, style: str) -> str:
     try:
-        return pattern.format(stem=src.stem, style=_safe(style), ext=src.suffix.lower()[1:],
+        return pattern.format(stem=src.stem, style=safe_name(style), ext=src.suffix.lower()[1:],
                               name=src.name)
     except (KeyError, IndexError, ValueError) as err:
         raise FastNSTError(f"bad --pattern {pattern!r} ({err}); use {{stem}}, {{style}}, {{ext}}"
                            ", {name}") from None
 
 
-def _make_folder(folder: Path) -> None:
+def make_folder(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -567,7 +374,7 @@ def _check_outputs(jobs: list[Job], overwrite: bool) -> None:
         else:
             output_format(job.dst)
     for folder in sorted({j.dst.parent for j in jobs}):
-        _make_folder(folder)
+        make_folder(folder)
     for job in jobs:
         if not job.video:
             job.size = _header(job.src)
@@ -651,13 +458,13 @@ class Pipeline:
 
     def batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Same-size (H, W, 3) uint8 images in one forward pass."""
-        content = torch.cat([_to_float(p) for p in images])
+        content = torch.cat([to_float(p) for p in images])
         result = self.post(self.stylizer(content), content)
-        return [_to_u8(result[i:i + 1]) for i in range(len(images))]
+        return [to_u8(result[i:i + 1]) for i in range(len(images))]
 
     def frame(self, frame: Tensor) -> Tensor:
         """Video frame callback: (1, 3, H, W) float 0..1 -> stylized, same shape."""
-        return _to_float(self.pixels(_to_u8(frame)))
+        return to_float(self.pixels(to_u8(frame)))
 
 
 def _batches(jobs: list[Job], pipeline: Pipeline) -> Iterator[list[Job]]:
@@ -716,108 +523,3 @@ def stylize_paths(model: str | os.PathLike | StyleModel, inputs: Sequence[str | 
         written.append(job.dst)
     return written
 
-
-# ---------------------------------------------------------------------------------------------
-# Export: ONNX and TorchScript, each checked against PyTorch right after writing
-
-
-class PortableNet(nn.Module):
-    """TransformerNet.forward rewritten so that TorchScript and ONNX keep H and W dynamic.
-
-    (Tracing the original would freeze its pad-to-a-multiple-of-4 and crop sizes.) It shares
-    the original's parameters. Inputs need both sides >= 4 px (reflection padding).
-    """
-
-    def __init__(self, net: TransformerNet) -> None:
-        super().__init__()
-        c = net.config
-        self.pixel_scale = float(c.pixel_scale)
-        self.output_kind = c.output
-        self.nearest = c.upsample == "nearest"
-        self.head = nn.ModuleList([net.conv1, net.conv2, net.conv3])
-        self.head_norms = nn.ModuleList([net.in1, net.in2, net.in3])
-        self.blocks = nn.ModuleList([getattr(net, f"res{i}") for i in range(1, c.n_residual + 1)])
-        # Upsampling layers are split into their parts (TorchScript cannot compile super()).
-        up = [net.deconv1, net.deconv2]
-        self.up_pads = nn.ModuleList([m.reflection_pad if self.nearest else nn.Identity()
-                                      for m in up])
-        self.up_convs = nn.ModuleList([m.conv2d for m in up])
-        self.up_norms = nn.ModuleList([net.in4, net.in5])
-        self.tail = net.deconv3
-
-    def forward(self, images: Tensor) -> Tensor:
-        h, w = images.shape[2], images.shape[3]
-        x = F.pad(images * self.pixel_scale, [0, (4 - w % 4) % 4, 0, (4 - h % 4) % 4],
-                  mode="reflect")
-        for conv, norm in zip(self.head, self.head_norms):  # noqa: B905
-            x = F.relu(norm(conv(x)))
-        for block in self.blocks:
-            x = block(x)
-        for pad, conv, norm in zip(self.up_pads, self.up_convs, self.up_norms):  # noqa: B905
-            if self.nearest:
-                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-            x = F.relu(norm(conv(pad(x))))
-        y = self.tail(x)[:, :, :h, :w] / self.pixel_scale
-        if self.output_kind == "sigmoid":
-            return torch.sigmoid(y)
-        if self.output_kind == "tanh":
-            return (torch.tanh(y) + 1.0) / 2.0
-        return y.clamp(0.0, 1.0)
-
-
-EXPORT_FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
-EXPORT_TOLERANCE = 1e-3  # max abs difference (0..1 pixels) accepted after export
-CHECK_SIZES = ((1, 3, 64, 64), (2, 3, 37, 50))  # one size a multiple of 4, one not
-
-
-def _export_onnx(module: nn.Module, path: Path) -> Callable[[Tensor], Tensor]:
-    import onnxruntime as ort
-
-    example = torch.rand(1, 3, 64, 64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), str(path), input_names=["image"],
-                          output_names=["stylized"], opset_version=17, dynamo=False,
-                          dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                                        "stylized": {0: "batch", 2: "height", 3: "width"}})
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return lambda x: torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
-
-
-def _export_torchscript(module: nn.Module, path: Path) -> Callable[[Tensor], Tensor]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        scripted = torch.jit.script(module)
-        scripted.save(str(path))
-        loaded = torch.jit.load(str(path), map_location="cpu")
-    return loaded
-
-
-def export_file(model: str | os.PathLike | StyleModel, fmt: str, output: str | os.PathLike,
-                *, tolerance: float = EXPORT_TOLERANCE) -> tuple[Path, float]:
-    """Write the network as ONNX (dynamic batch, H, W) or TorchScript, reload it, and compare
-    with PyTorch on two input sizes. Returns (path, max abs diff); an error above `tolerance`
-    (nothing is left on disk then)."""
-    if fmt not in EXPORT_FORMATS:
-        raise FastNSTError(f"unknown export format {fmt!r}; use onnx or torchscript")
-    if not isinstance(model, StyleModel):
-        model = load_model(model)
-    path = Path(output)
-    if path.is_dir():
-        path = path / f"{_safe(model.style)}{EXPORT_FORMATS[fmt]}"
-    if not path.suffix:
-        path = path.with_suffix(EXPORT_FORMATS[fmt])
-    _make_folder(path.parent)
-    net = model.net.float().cpu().eval()
-    module = PortableNet(net).eval()
-    with atomic_path(path) as tmp:
-        exported = (_export_onnx if fmt == "onnx" else _export_torchscript)(module, tmp)
-        diff = 0.0
-        with torch.inference_mode():
-            for shape in CHECK_SIZES:
-                x = torch.rand(shape)
-                diff = max(diff, (exported(x) - net(x)).abs().max().item())
-        if not math.isfinite(diff) or diff > tolerance:
-            raise FastNSTError(f"{fmt} export differs from PyTorch by {diff:.2e} "
-                               f"(> {tolerance:.0e}); nothing written")
-    return path, diff

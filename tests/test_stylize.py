@@ -13,19 +13,19 @@ from PIL import Image
 
 from fast_nst import FastNSTError
 from fast_nst.color import rgb_to_yiq
+from fast_nst.export import export_file
 from fast_nst.stylize import (
     EXAMPLES_CONFIG,
     Pipeline,
     StyleModel,
     StylizeOptions,
-    export_file,
     finish,
     load_model,
     pick_device,
     plan_jobs,
     stylize_paths,
-    stylize_tiled,
 )
+from fast_nst.tiling import stylize_tiled
 from fast_nst.transformer import NetConfig, TransformerNet, export_model
 
 ROOT = Path(__file__).resolve().parents[1]
