@@ -35,6 +35,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from fast_nst.color import grey, match_color_histogram, match_luminance, transfer_luminance
+from fast_nst.device import pick_device
 from fast_nst.errors import FastNSTError, exit_on_user_error
 from fast_nst.io import atomic_path, load_image, open_image, resize, save_image
 from fast_nst.losses import LossWeights, PerceptualLoss, StyleTarget, as_layer_weights
@@ -227,12 +228,6 @@ def loss_weights(cfg: GatysConfig, convention: str) -> LossWeights:
         style=0.0 if cfg.task == "reconstruct" else pick(cfg.style_weight, "style_weight"),
         tv=pick(cfg.tv_weight, "tv_weight"),
     )
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 # --------------------------------------------------------------------------- building blocks

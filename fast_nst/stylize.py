@@ -20,6 +20,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from fast_nst.color import transfer_luminance
+from fast_nst.device import pick_device
 from fast_nst.errors import FastNSTError
 from fast_nst.io import IMAGE_EXTENSIONS, open_image, output_format, save_image
 from fast_nst.tiling import (
@@ -139,23 +140,6 @@ def load_model(path: str | os.PathLike) -> StyleModel:
 # Device, precision and the forward pass
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """`auto` is cuda, then mps, then cpu; an explicit device that is absent is an error."""
-    mps = getattr(torch.backends, "mps", None)
-    has_mps = bool(mps and mps.is_available())
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise FastNSTError(f"unknown device {name!r}; use auto, cpu, cuda or mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise FastNSTError("--device cuda but no CUDA GPU is visible; use --device auto or cpu")
-    if device.type == "mps" and not has_mps:
-        raise FastNSTError("--device mps but MPS is not available; use --device auto or cpu")
-    return device
 
 
 def check_precision(device: torch.device, precision: str) -> torch.dtype:

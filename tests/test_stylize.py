@@ -13,6 +13,7 @@ from PIL import Image
 
 from fast_nst import FastNSTError
 from fast_nst.color import rgb_to_yiq
+from fast_nst.device import pick_device
 from fast_nst.export import export_file
 from fast_nst.stylize import (
     EXAMPLES_CONFIG,
@@ -21,7 +22,6 @@ from fast_nst.stylize import (
     StylizeOptions,
     finish,
     load_model,
-    pick_device,
     plan_jobs,
     stylize_paths,
 )
