@@ -35,6 +35,16 @@ bench-stylize: install
 experiments: install
 	$(PYTHON) -m fast_nst.experiments
 
+demo: install
+	$(PYTHON) -m fast_nst.demo --output demo
+
+# The full protocol (every bundled model, 6 photos, 256 and 512 px, 300 L-BFGS iterations from
+# content and noise init) takes hours on a CPU; narrow it with e.g. COMPARE_ARGS='sizes=[256]'.
+COMPARE_ARGS ?=
+
+compare: install
+	$(PYTHON) -m fast_nst.compare $(COMPARE_ARGS)
+
 TRAIN_ARGS ?= experiment=local
 
 train: install
@@ -44,4 +54,4 @@ tensorboard: install
 	$(BIN)/tensorboard --logdir outputs --bind_all
 
 clean:
-	rm -rf $(VENV) outputs multirun .pytest_cache
+	rm -rf $(VENV) outputs multirun demo .pytest_cache

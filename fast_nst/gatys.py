@@ -63,7 +63,7 @@ CONVENTION_DEFAULTS: dict[str, dict[str, float]] = {
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02, "rmsprop": 0.005}
 TASK_INIT = {"reconstruct": "noise", "texture": "noise", "transfer": "content"}
 
-StepCallback = Callable[[dict[str, float], Tensor], None]
+StepCallback = Callable[[dict[str, float], Tensor], bool | None]  # True: stop now
 ExtraLoss = Callable[[Tensor], Tensor]
 
 
@@ -370,7 +370,8 @@ def optimize(
 
     Each history row holds the losses the step evaluated (of the image before its update), the
     step number (1-based, counted over all stages), the evaluations so far, and the seconds of
-    optimization so far. `extra_loss(image)` adds a term (e.g. a temporal loss for video).
+    optimization so far. `extra_loss(image)` adds a term (e.g. a temporal loss for video);
+    `on_step(row, image)` sees every step and stops the run early by returning True.
 
     L-BFGS safeguards (no extra evaluations): torch's first L-BFGS step moves the pixels by
     1/|grad|_1, which with these loss scales is so small that its curvature pair is rejected
@@ -440,8 +441,8 @@ def optimize(
                **last, "restarts": restarts}
         history.append(row)
         bar.set_postfix({k: f"{v:.3g}" for k, v in last.items()}, refresh=False)
-        if on_step is not None:
-            on_step(row, image)
+        if on_step is not None and on_step(row, image):
+            break
     bar.close()
     return history
 

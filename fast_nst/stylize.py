@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ class StyleModel:
     style: str
     kind: str  # one of MODEL_KINDS
     path: Path
+    meta: dict[str, Any] = field(default_factory=dict)  # training settings (style, VGG, losses)
 
 
 def _torch_load(path: Path) -> Any:
@@ -103,7 +104,7 @@ def _from_checkpoint(payload: dict[str, Any], path: Path) -> StyleModel:
         raise FastNSTError(f"{path}: Lightning checkpoint has no `net.*` weights")
     _load_state(net, state, path, "checkpoint's")
     style = hparams.get("style_name") or path.stem
-    return StyleModel(net.eval(), str(style), "checkpoint", path)
+    return StyleModel(net.eval(), str(style), "checkpoint", path, dict(hparams))
 
 
 def _from_examples(state: dict[str, Tensor], path: Path) -> StyleModel:
@@ -116,6 +117,18 @@ def _from_examples(state: dict[str, Tensor], path: Path) -> StyleModel:
     return StyleModel(net.eval(), path.stem, "examples", path)
 
 
+BUNDLED_MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def bundled_models(folder: str | os.PathLike = BUNDLED_MODELS) -> dict[str, Path]:
+    """{style: path} of the models shipped in `folder` (the repo's models/*.pt)."""
+    models = {p.stem: p for p in sorted(Path(folder).glob("*.pt"))}
+    if not models:
+        raise FastNSTError(f"no models in {folder}; train one with "
+                           "`python train.py experiment=bundle/starry_night`")
+    return models
+
+
 def load_model(path: str | os.PathLike) -> StyleModel:
     """Detect the model kind (export .pt, Lightning .ckpt, examples .pth) and build the net."""
     path = Path(path)
@@ -125,7 +138,8 @@ def load_model(path: str | os.PathLike) -> StyleModel:
             net = net_from_export(payload)
         except (KeyError, TypeError, RuntimeError) as err:
             raise FastNSTError(f"{path}: damaged fast_nst model file ({err})") from None
-        return StyleModel(net, str(payload.get("style") or path.stem), "export", path)
+        return StyleModel(net, str(payload.get("style") or path.stem), "export", path,
+                          dict(payload.get("meta") or {}))
     if (isinstance(payload, dict) and isinstance(payload.get("state_dict"), dict)
             and isinstance(payload.get("hyper_parameters"), dict)
             and "net" in payload["hyper_parameters"]):
