@@ -6,14 +6,18 @@ that one forward pass is worth.
 For each network, content image and size, the network's output is scored with the network's own
 training losses (layers, weights, style image and its size, VGG weights); then L-BFGS optimizes
 the same image from content init and from noise init under exactly that loss. Reported: the
-optimizer's loss after each checkpoint (25, 50, 100, 200, 300 iterations), the first iteration
-whose loss is at or below the network's, the time the optimizer took to get there and the
-network's forward time. Output in the run folder: compare.md, compare.csv, compare_<size>.png.
+optimizer's loss after each checkpoint (25, 50, 100, 200, 300 iterations; the best image so
+far, as L-BFGS without a line search is not monotone), the first iteration whose loss is at or
+below the network's, the time the optimizer took to get there and the network's forward time.
+Output in the run folder: compare.md, compare.csv, compare_<size>.png and compare_curves.json
+(every iteration's loss, raw and best so far).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import json
 import statistics
 import time
 from dataclasses import dataclass
@@ -53,6 +57,12 @@ class Curve:
 
     losses: list[float]
     seconds: list[float]
+
+    @property
+    def best(self) -> list[float]:
+        """The loss of the best image so far: L-BFGS without a line search is not monotone
+        (an occasional step overshoots), and whoever runs it keeps the best image."""
+        return list(itertools.accumulate(self.losses, min))
 
     def matched_at(self, target: float) -> int | None:
         """The first iteration whose loss is at or below `target` (None: never within the run)."""
@@ -153,14 +163,15 @@ def compare_one(name: str, model: StyleModel, content: str, size: int, cfg: dict
         matched = curve.matched_at(net["total"])
         row: dict[str, Any] = {"style": name, "image": Path(content).stem, "size": size,
                                "init": init, "network": net["total"]}
+        best = curve.best
         for k in iterations:
-            row[f"lbfgs_{k}"] = curve.losses[k] if k < len(curve.losses) else None
+            row[f"lbfgs_{k}"] = best[k] if k < len(best) else None
         row["matched_at"] = matched
         row["optimizer_s"] = curve.seconds[matched] if matched is not None else None
         row["network_s"] = net_seconds
         row["speedup"] = row["optimizer_s"] / net_seconds if matched else None
         row["run_s"] = curve.seconds[-1]
-        row["curve"] = curve.losses
+        row["curve"], row["raw_curve"] = best, curve.losses
         rows.append(row)
     return rows
 
@@ -259,7 +270,12 @@ def write_report(rows: list[dict[str, Any]], cfg: dict[str, Any], folder: Path) 
             detail_table(rows, iterations))
     with atomic_path(folder / "compare.md") as tmp:
         tmp.write_text(text)
-    write_csv([{k: v for k, v in r.items() if k != "curve"} for r in rows], folder / "compare.csv")
+    write_csv([{k: v for k, v in r.items() if "curve" not in k} for r in rows],
+              folder / "compare.csv")
+    with atomic_path(folder / "compare_curves.json") as tmp:  # every iteration, raw and best
+        tmp.write_text(json.dumps([{k: r[k] for k in ("style", "image", "size", "init",
+                                                       "network", "curve", "raw_curve")}
+                                   for r in rows]))
     for size in dict.fromkeys(r["size"] for r in rows):
         plot(rows, size, folder / f"compare_{size}.png")
     return text
@@ -274,10 +290,12 @@ def compare(cfg: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
             raise FastNSTError(f"content image not found: {content}")
     device = pick_device(cfg["device"])
     models = {name: load_model(path) for name, path in find_models(cfg.get("models")).items()}
-    jobs = [(n, c, int(s)) for n in models for s in cfg["sizes"] for c in cfg["contents"]]
+    # photo-major, so that an interrupted run has every style on the photos it reached
+    jobs = [(n, c, int(s)) for s in cfg["sizes"] for c in cfg["contents"] for n in models]
     rows: list[dict[str, Any]] = []
     for name, content, size in tqdm(jobs, desc="compare", disable=not cfg["progress"]):
         rows += compare_one(name, models[name], content, size, cfg, device)
+        rows.sort(key=lambda r: (r["style"], r["size"], r["image"], r["init"]))
         write_report(rows, cfg, folder)  # partial results survive an interrupted run
     return rows
 

@@ -49,13 +49,15 @@ def test_report_holds_the_measured_numbers(setup: dict[str, Path], tmp_path: Pat
     out.mkdir()
     rows = compare(config(setup), out)
     assert len(rows) == 4  # 2 images x 1 size x 2 inits
-    for name in ("compare.md", "compare.csv", "compare_32.png"):
+    for name in ("compare.md", "compare.csv", "compare_32.png", "compare_curves.json"):
         assert (out / name).stat().st_size > 0
     with open(out / "compare.csv") as f:
         saved = list(csv.DictReader(f))
     text = (out / "compare.md").read_text()
     for row, line in zip(rows, saved, strict=True):
         assert len(row["curve"]) == 5  # iterations 0..4
+        assert row["curve"] == sorted(row["curve"], reverse=True)  # best so far
+        assert all(b <= r for b, r in zip(row["curve"], row["raw_curve"], strict=True))
         assert row["lbfgs_2"] == row["curve"][2] and row["lbfgs_4"] == row["curve"][4]
         assert float(line["lbfgs_4"]) == pytest.approx(row["lbfgs_4"])
         assert f"{row['network']:.4g}" in text and f"{row['lbfgs_4']:.4g}" in text
@@ -95,6 +97,7 @@ def test_stop_when_matched_ends_the_run_at_the_match(setup: dict[str, Path],
 def test_curve_match() -> None:
     curve = Curve([9.0, 5.0, 3.0, 2.0], [0.0, 1.0, 2.0, 3.0])
     assert curve.matched_at(3.0) == 2 and curve.matched_at(1.0) is None
+    assert Curve([9.0, 4.0, 7.0, 3.0], [0.0] * 4).best == [9.0, 4.0, 4.0, 3.0]  # an overshoot
 
 
 def test_bad_inputs_are_one_line_errors(setup: dict[str, Path], tmp_path: Path) -> None:
