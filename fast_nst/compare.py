@@ -162,10 +162,12 @@ def compare_one(name: str, model: StyleModel, content: str, size: int, cfg: dict
         curve = optimizer_curve(dataclasses.replace(base, init=init), loss, stop)
         matched = curve.matched_at(net["total"])
         row: dict[str, Any] = {"style": name, "image": Path(content).stem, "size": size,
-                               "init": init, "network": net["total"]}
+                               "init": init, "network": net["total"],
+                               **{f"network_{k}": net[k] for k in ("content", "style", "tv")}}
         best = curve.best
         for k in iterations:
             row[f"lbfgs_{k}"] = best[k] if k < len(best) else None
+            row[f"lbfgs_{k}_s"] = curve.seconds[k] if k < len(best) else None
         row["matched_at"] = matched
         row["optimizer_s"] = curve.seconds[matched] if matched is not None else None
         row["network_s"] = net_seconds
@@ -182,17 +184,25 @@ def _cell(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
+def _with_time(loss: float | None, seconds: float | None) -> str:
+    return "—" if loss is None else f"{_cell(loss)} ({seconds:.1f})"
+
+
 def detail_table(rows: list[dict[str, Any]], iterations: list[int]) -> str:
-    """Every measurement: loss of the network and of L-BFGS at each checkpoint (lower is
-    better), where L-BFGS reaches the network's loss, and the two times."""
+    """Every measurement: the network's loss (and its terms), L-BFGS's at each checkpoint with
+    the seconds spent by then (lower is better), where L-BFGS reaches the network's loss, and
+    the two times."""
     table = []
     for r in rows:
         maximum = iterations[-1] if r["lbfgs_" + str(iterations[-1])] is not None else None
         matched = r["matched_at"]
         table.append({
             "style": r["style"], "image": r["image"], "size": r["size"], "init": r["init"],
-            "network": _cell(r["network"]),
-            **{f"L-BFGS {k}": _cell(r[f"lbfgs_{k}"]) for k in iterations},
+            "network (content + style + tv)": (
+                f"{_cell(r['network'])} ({_cell(r['network_content'], 3)} + "
+                f"{_cell(r['network_style'], 3)} + {_cell(r['network_tv'], 3)})"),
+            **{f"L-BFGS {k} (s)": _with_time(r[f"lbfgs_{k}"], r[f"lbfgs_{k}_s"])
+               for k in iterations},
             "L-BFGS matches at": (str(matched) if matched is not None
                                   else f"> {maximum or len(r['curve']) - 1}"),
             "optimizer s": _cell(r["optimizer_s"], 3),
