@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from fast_nst.device import pick_device
 from fast_nst.errors import FastNSTError, exit_on_user_error
-from fast_nst.experiments import markdown_table
+from fast_nst.experiments import markdown_table, pyplot, save_figure
 from fast_nst.gatys import (
     GatysConfig,
     VGGConfig,
@@ -243,13 +243,8 @@ def plot(rows: list[dict[str, Any]], size: int, path: Path) -> Path:
     """Mean loss over the images vs L-BFGS iterations, per style and init, with each network's
     mean loss as a dashed horizontal line (log scale). Curves are cut to the shortest run of
     their group (runs differ in length only with `stop_when_matched`)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     styles = list(dict.fromkeys(r["style"] for r in rows if r["size"] == size))
-    fig, axes = plt.subplots(1, len(styles), figsize=(4 * len(styles), 3.4), dpi=100,
+    fig, axes = pyplot().subplots(1, len(styles), figsize=(4 * len(styles), 3.4), dpi=100,
                              squeeze=False)
     for ax, style in zip(axes[0], styles, strict=True):
         mine = [r for r in rows if r["size"] == size and r["style"] == style]
@@ -266,10 +261,7 @@ def plot(rows: list[dict[str, Any]], size: int, path: Path) -> Path:
     axes[0][0].set_ylabel("total loss (mean over images)")
     axes[0][0].legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_report(rows: list[dict[str, Any]], cfg: dict[str, Any], folder: Path) -> str:

@@ -184,15 +184,28 @@ def optimizers(base: Mapping[str, Any], spec: Mapping[str, Any], folder: Path) -
                    f"Optimizers at {spec['steps']} steps (one VGG pass each)")
 
 
-def plot_curves(curves: Mapping[str, list[tuple[float, float]]], path: Path,
-                title: str) -> Path:
-    """Loss vs step, log scale, one line per curve (matplotlib, Agg)."""
+def pyplot() -> Any:
+    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    return plt
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Write a matplotlib figure as PNG atomically and free it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    pyplot().close(fig)
+    return path
+
+
+def plot_curves(curves: Mapping[str, list[tuple[float, float]]], path: Path,
+                title: str) -> Path:
+    """Loss vs step, log scale, one line per curve (matplotlib, Agg)."""
+    fig, ax = pyplot().subplots(figsize=(6, 4), dpi=100)
     for name, points in curves.items():
         ax.plot([p[0] for p in points], [p[1] for p in points], label=name)
     ax.set_yscale("log")
@@ -201,10 +214,7 @@ def plot_curves(curves: Mapping[str, list[tuple[float, float]]], path: Path,
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- driver

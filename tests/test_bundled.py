@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from fast_nst.demo import run_demo, sample_photos
 from fast_nst.stylize import BUNDLED_MODELS, Pipeline, StylizeOptions, bundled_models, load_model
@@ -46,8 +47,6 @@ def test_demo_writes_every_pair_and_the_sheet(tmp_path: Path) -> None:
     sheet = run_demo(tmp_path, models, photos, cell=48, progress=False)
     assert sorted(p.name for p in tmp_path.glob("*.jpg")) == sorted(
         f"{photo}_{style}.jpg" for photo in photos for style in models)
-    from PIL import Image
-
     with Image.open(sheet) as image:  # 2 photo rows, photo + 2 style columns of 48 px cells
         assert image.width >= 3 * 48 and image.height >= 2 * 48
 
