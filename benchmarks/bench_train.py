@@ -1,13 +1,16 @@
 """Training throughput (images/s) of the feed-forward trainer, fp32 vs bf16-mixed, full and half
 width, in one process; plus the loss curve of the first steps for both precisions (same seed,
-same data) as CSV + PNG. Prints a Markdown table.
+same data) as CSV + PNG. Prints Markdown tables.
 
     python benchmarks/bench_train.py                     # 256 px, batch 4, 200-step curves
-    python benchmarks/bench_train.py --size 64 --steps 2 --curve-steps 5   # a quick check
+    python benchmarks/bench_train.py --size 64 --steps 2 --rounds 1 --curve-steps 5   # a check
+    python benchmarks/bench_train.py --allocator glibc --curve-steps 0   # without CPUMemory
 
-Uses the real training step (Lightning Trainer + StyleTransferModule, Caffe VGG19 from
-../shared, Johnson layers to relu4_3, default loss weights) on photos from ../shared/data/train
-cropped once into memory, so decoding does not share the cores with the measurement.
+Uses the real training step (Lightning Trainer + StyleTransferModule + the CPUMemory callback
+that `train.py` uses, Caffe VGG19 from ../shared, Johnson layers to relu4_3, default loss
+weights) on photos from ../shared/data/train cropped once into memory, so decoding does not
+share the cores with the measurement. The configurations take turns (`--rounds`), so a slow
+spell of the machine does not land on one of them; each step is timed and the median counts.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -28,26 +32,27 @@ sys.path.insert(0, str(ROOT))
 
 from fast_nst.data import ImageDataModule  # noqa: E402
 from fast_nst.errors import FastNSTError, exit_on_user_error  # noqa: E402
-from fast_nst.module import StyleTransferModule  # noqa: E402
+from fast_nst.experiments import pyplot, save_figure  # noqa: E402
+from fast_nst.module import CPUMemory, StyleTransferModule  # noqa: E402
 
 SHARED = Path(os.environ.get("FAST_NST_SHARED", ROOT.parent / "shared"))
 PRECISIONS = ("32-true", "bf16-mixed")
 
 
 class StepTimer(pl.Callback):
-    """Wall time of the steps after `warmup`, and the loss of every step."""
+    """Wall time of each step after `warmup` (batch start to end, optimizer step included),
+    and the loss of every step."""
 
     def __init__(self, warmup: int) -> None:
-        self.warmup, self.start, self.elapsed, self.losses = warmup, 0.0, 0.0, []
+        self.warmup, self.start, self.times, self.losses = warmup, 0.0, [], []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step == self.warmup:
-            self.start = time.perf_counter()
+        self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.losses.append(float(outputs["loss"]))
         if trainer.global_step > self.warmup:
-            self.elapsed = time.perf_counter() - self.start
+            self.times.append(time.perf_counter() - self.start)
+        self.losses.append(float(outputs["loss"]))
 
 
 def crops(n: int, size: int, seed: int) -> torch.Tensor:
@@ -61,35 +66,68 @@ def crops(n: int, size: int, seed: int) -> torch.Tensor:
 
 
 def train(images: torch.Tensor, *, width: str, precision: str, steps: int, warmup: int,
-          batch: int, seed: int, vgg: str, style: Path) -> StepTimer:
+          batch: int, seed: int, vgg: str, style: Path, allocator: str) -> StepTimer:
     pl.seed_everything(seed, verbose=False)
     module = StyleTransferModule("bench", str(style), style_size=512, net={"width": width},
                                  vgg={"weights": vgg})
     loader = DataLoader(images, batch_size=batch, shuffle=True, drop_last=True,
                         generator=torch.Generator().manual_seed(seed))
     timer = StepTimer(warmup)
+    callbacks = [timer, CPUMemory()] if allocator == "keep" else [timer]
     trainer = pl.Trainer(accelerator="auto", devices=1, precision=precision,
                          max_steps=warmup + steps, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0, limit_val_batches=0, callbacks=[timer])
+                         num_sanity_val_steps=0, limit_val_batches=0, callbacks=callbacks)
     trainer.fit(module, train_dataloaders=loader)
     return timer
 
 
-def plot(curves: dict[str, list[float]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
+def plot(curves: dict[str, list[float]], path: Path, width: str) -> None:
+    fig, ax = pyplot().subplots(figsize=(7, 4), dpi=120)
     for name, losses in curves.items():
         ax.plot(range(1, len(losses) + 1), losses, label=name, linewidth=1)
     ax.set(xlabel="step", ylabel="total loss", yscale="log",
-           title="Training loss, same seed and data: fp32 vs bf16-mixed")
+           title=f"Training loss ({width} width), same seed and data: fp32 vs bf16-mixed")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
+
+
+def time_configurations(images: torch.Tensor, args: argparse.Namespace,
+                        common: dict) -> list[tuple[str, str, float, float]]:
+    """(width, precision, median s/step, speed-up vs fp32), configurations taking turns."""
+    widths = args.widths.split(",")
+    times: dict[tuple[str, str], list[float]] = {(w, p): [] for w in widths for p in PRECISIONS}
+    for round_ in range(1, args.rounds + 1):
+        for width, precision in times:
+            timer = train(images, width=width, precision=precision, steps=args.steps,
+                          warmup=args.warmup, **common)
+            times[width, precision] += timer.times
+            print(f"round {round_}: {width} {precision}: "
+                  + " ".join(f"{t:.2f}" for t in timer.times) + " s/step",
+                  file=sys.stderr, flush=True)
+    median = {key: statistics.median(values) for key, values in times.items()}
+    return [(w, p, median[w, p], median[w, PRECISIONS[0]] / median[w, p]) for w, p in times]
+
+
+def loss_curves(images: torch.Tensor, args: argparse.Namespace, common: dict) -> None:
+    """Both precisions from the same seed and data; CSV + PNG per width, a summary line."""
+    for width in args.curve_widths.split(","):
+        curves = {p: train(images, width=width, precision=p, steps=args.curve_steps,
+                           warmup=0, **common).losses for p in PRECISIONS}
+        stem = args.out / f"loss_curve_{width}"
+        with stem.with_suffix(".csv").open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["step", *PRECISIONS])
+            for step, values in enumerate(zip(*curves.values(), strict=True), start=1):
+                writer.writerow([step, *(f"{v:.6g}" for v in values)])
+        plot(curves, stem.with_suffix(".png"), width)
+        tail = max(1, args.curve_steps // 10)
+        means = {p: sum(v[-tail:]) / tail for p, v in curves.items()}
+        print(f"\nLoss over the first {args.curve_steps} steps ({width} width; mean of the last "
+              f"{tail}): " + ", ".join(f"{p} {m:.4g}" for p, m in means.items())
+              + f"; bf16/fp32 = {means['bf16-mixed'] / means['32-true']:.3f}"
+              + f"\ncurves: {stem}.csv and {stem}.png")
 
 
 @exit_on_user_error
@@ -97,10 +135,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=256, help="training crop (px)")
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per configuration")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    parser.add_argument("--steps", type=int, default=6,
+                        help="timed steps per configuration and round")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first, each time")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="the configurations take turns this many times")
+    parser.add_argument("--allocator", default="keep", choices=("keep", "glibc"),
+                        help="keep: the CPUMemory callback as in train.py; glibc: without it")
     parser.add_argument("--curve-steps", type=int, default=200, help="0 skips the curves")
-    parser.add_argument("--curve-width", default="half", choices=("full", "half"))
+    parser.add_argument("--curve-widths", default="full,half")
     parser.add_argument("--widths", default="full,half")
     parser.add_argument("--images", type=int, default=64, help="photos cropped into memory")
     parser.add_argument("--seed", type=int, default=0)
@@ -115,44 +158,22 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     need = max(args.batch * (args.warmup + args.steps), args.batch * args.curve_steps)
     images = crops(min(args.images, need), args.size, args.seed)
-    common = {"batch": args.batch, "seed": args.seed, "vgg": args.vgg, "style": args.style}
+    common = {"batch": args.batch, "seed": args.seed, "vgg": args.vgg, "style": args.style,
+              "allocator": args.allocator}
 
-    rows = []
-    for width in args.widths.split(","):
-        base = None
-        for precision in PRECISIONS:
-            timer = train(images, width=width, precision=precision, steps=args.steps,
-                          warmup=args.warmup, **common)
-            per_step = timer.elapsed / args.steps
-            base = base or per_step
-            rows.append((width, precision, per_step, args.batch / per_step, base / per_step))
-            print(f"{width} {precision}: {per_step:.3f} s/step", file=sys.stderr, flush=True)
-
+    rows = time_configurations(images, args, common) if args.steps else []
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else (
         f"CPU, {torch.get_num_threads()} threads")
-    print(f"\nTraining throughput, {args.size} px, batch {args.batch}, {args.steps} timed steps "
-          f"after {args.warmup} warm-up, {device}:\n")
+    print(f"\nTraining throughput, {args.size} px, batch {args.batch}, median of "
+          f"{args.rounds} x {args.steps} timed steps (each after {args.warmup} warm-up), "
+          f"allocator {args.allocator}, {device}:\n")
     print("| width | precision | s/step | images/s | speed-up vs fp32 |")
     print("|---|---|---|---|---|")
-    for width, precision, per_step, ips, speedup in rows:
-        print(f"| {width} | {precision} | {per_step:.3f} | {ips:.2f} | {speedup:.2f}x |")
-
+    for width, precision, per_step, speedup in rows:
+        print(f"| {width} | {precision} | {per_step:.3f} | {args.batch / per_step:.2f} | "
+              f"{speedup:.2f}x |")
     if args.curve_steps:
-        curves = {p: train(images, width=args.curve_width, precision=p, steps=args.curve_steps,
-                           warmup=0, **common).losses for p in PRECISIONS}
-        csv_path, png_path = args.out / "loss_curve.csv", args.out / "loss_curve.png"
-        with csv_path.open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["step", *PRECISIONS])
-            for step, values in enumerate(zip(*curves.values(), strict=True), start=1):
-                writer.writerow([step, *(f"{v:.6g}" for v in values)])
-        plot(curves, png_path)
-        tail = max(1, args.curve_steps // 10)
-        means = {p: sum(v[-tail:]) / tail for p, v in curves.items()}
-        print(f"\nLoss over the first {args.curve_steps} steps ({args.curve_width} width; mean "
-              f"of the last {tail}): " + ", ".join(f"{p} {m:.4g}" for p, m in means.items())
-              + f"; bf16/fp32 = {means['bf16-mixed'] / means['32-true']:.3f}")
-        print(f"curves: {csv_path} and {png_path}")
+        loss_curves(images, args, common)
 
 
 if __name__ == "__main__":

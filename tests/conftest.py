@@ -40,3 +40,10 @@ def shared_content() -> Path:
     if not CONTENT.is_dir():
         pytest.skip(f"content photos absent ({CONTENT})")
     return CONTENT
+
+
+@pytest.fixture
+def shared_train() -> Path:
+    if not TRAIN_IMAGES.is_dir():
+        pytest.skip(f"training photos absent ({TRAIN_IMAGES}); see ../shared/README.md")
+    return TRAIN_IMAGES

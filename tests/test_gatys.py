@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from fast_nst import gatys
 from fast_nst.color import rgb_to_yiq
 from fast_nst.errors import FastNSTError
 from fast_nst.gatys import GatysConfig, VGGConfig, build_loss, run, run_to_folder
@@ -76,6 +77,15 @@ def test_one_vgg_pass_per_step(images: dict[str, Path]) -> None:
     loss.encoder.register_forward_hook(lambda *_: calls.append(1))
     run(cfg, loss=loss)
     assert len(calls) == 1 + 1 + 5 + 1  # content target, style target, 5 steps, final losses
+
+
+def test_cpu_runs_keep_freed_memory(images: dict[str, Path], monkeypatch) -> None:
+    calls = []
+    monkeypatch.setattr(gatys, "keep_freed_memory", lambda: calls.append(1) or True)
+    cfg = GatysConfig(content=str(images["content"]), style=str(images["style"]), size=32,
+                      steps=1, vgg=RANDOM, progress=False, device="cpu", **TINY)
+    run(cfg)
+    assert calls
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam", "sgd", "rmsprop"])

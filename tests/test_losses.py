@@ -6,6 +6,7 @@ from fast_nst.losses import (
     LossWeights,
     PerceptualLoss,
     StyleLoss,
+    _SymmetricGram,
     content_loss,
     gram_matrix,
     total_variation,
@@ -30,6 +31,26 @@ def test_gram_is_float32_under_bf16_autocast() -> None:
         g = gram_matrix(f.bfloat16())
     assert g.dtype == torch.float32
     torch.testing.assert_close(g, gram_matrix(f.bfloat16().float()))
+
+
+def test_symmetric_gram_backward_matches_finite_differences() -> None:
+    f = torch.randn(2, 3, 7, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_SymmetricGram.apply, (f,))
+
+
+def test_gram_gradient_equals_autograd_of_the_plain_formula() -> None:
+    """The one-matmul backward gives what autograd gives for bmm(f, f^T) / norm, mask too."""
+    x = torch.randn(2, 8, 6, 5)
+    mask = torch.rand(1, 1, 6, 5)
+    weights = torch.randn(2, 8, 8)  # an asymmetric upstream gradient
+    for m in (None, mask):
+        ours = x.clone().requires_grad_()
+        (gram_matrix(ours, m) * weights).sum().backward()
+        plain = x.clone().requires_grad_()
+        f = (plain if m is None else plain * m).reshape(2, 8, 30)
+        norm = 8 * 30 if m is None else 8 * m.sum()
+        (torch.bmm(f, f.transpose(1, 2)) / norm * weights).sum().backward()
+        torch.testing.assert_close(ours.grad, plain.grad)
 
 
 def test_masked_gram_is_the_region_statistics() -> None:

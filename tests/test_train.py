@@ -8,16 +8,19 @@ import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from fast_nst import FastNSTError
+from fast_nst import module as module_lib
 from fast_nst.io import load_image, save_image
-from fast_nst.module import StyleTransferModule
+from fast_nst.module import CPUMemory, StyleTransferModule
 from fast_nst.transformer import NetConfig, net_from_export
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,3 +186,43 @@ def test_content_targets_stop_early_with_the_same_features(workdir) -> None:
     full = module.perceptual.encoder(images)
     targets = module.perceptual.content_targets(images)
     assert set(targets) == {"relu2_2"} and torch.equal(targets["relu2_2"], full["relu2_2"])
+
+
+def test_cpu_memory_callback_applies_on_cpu_only(monkeypatch) -> None:
+    from pytorch_lightning.accelerators import CPUAccelerator, CUDAAccelerator
+
+    calls = []
+    monkeypatch.setattr(module_lib, "keep_freed_memory", lambda: calls.append(1) or True)
+    trainer = SimpleNamespace(accelerator=CUDAAccelerator())
+    CPUMemory().setup(trainer, None, "fit")
+    assert calls == []
+    trainer.accelerator = CPUAccelerator()
+    CPUMemory().setup(trainer, None, "fit")
+    assert calls == [1]
+
+
+def test_default_callbacks_include_cpu_memory() -> None:
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["data=local", "vgg=random"])
+    targets = [c["_target_"] for c in cfg.callbacks.values()]
+    assert "fast_nst.module.CPUMemory" in targets
+
+
+def test_bench_train_prints_its_table_and_writes_curves(tmp_path, workdir,
+                                                         shared_train) -> None:
+    """The #4 measuring tool runs end to end (tiny: 32 px, random VGG, a few steps)."""
+    out = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_train.py"), "--size", "32",
+         "--steps", "2", "--warmup", "1", "--rounds", "1", "--widths", "half",
+         "--curve-steps", "3", "--curve-widths", "half", "--vgg", "random",
+         "--style", str(workdir / "style.png"), "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| half |")]
+    assert [r.split("|")[2].strip() for r in rows] == ["32-true", "bf16-mixed"]
+    assert rows[0].split("|")[5].strip() == "1.00x" and float(rows[1].split("|")[3]) > 0
+    lines = (out / "loss_curve_half.csv").read_text().splitlines()
+    assert lines[0] == "step,32-true,bf16-mixed" and len(lines) == 4
+    assert (out / "loss_curve_half.png").stat().st_size > 1000
