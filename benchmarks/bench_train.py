@@ -45,6 +45,7 @@ class StepTimer(pl.Callback):
 
     def __init__(self, warmup: int) -> None:
         self.warmup, self.start, self.times, self.losses = warmup, 0.0, [], []
+        self.module: StyleTransferModule | None = None  # set by train()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self.start = time.perf_counter()
@@ -79,6 +80,7 @@ def train(images: torch.Tensor, *, width: str, precision: str, steps: int, warmu
                          enable_progress_bar=False, enable_model_summary=False,
                          num_sanity_val_steps=0, limit_val_batches=0, callbacks=callbacks)
     trainer.fit(module, train_dataloaders=loader)
+    timer.module = module
     return timer
 
 
@@ -110,11 +112,23 @@ def time_configurations(images: torch.Tensor, args: argparse.Namespace,
     return [(w, p, median[w, p], median[w, PRECISIONS[0]] / median[w, p]) for w, p in times]
 
 
-def loss_curves(images: torch.Tensor, args: argparse.Namespace, common: dict) -> None:
-    """Both precisions from the same seed and data; CSV + PNG per width, a summary line."""
+@torch.no_grad()
+def float32_loss(module: StyleTransferModule, batch: torch.Tensor) -> float:
+    """The trained network's total loss in float32, so both precisions are scored alike (a loss
+    computed under bf16 carries bf16 rounding of its own)."""
+    module.eval()
+    return float(module.compute_losses(batch)[1]["total"])
+
+
+def loss_curves(images: torch.Tensor, held_out: torch.Tensor, args: argparse.Namespace,
+                common: dict) -> None:
+    """Both precisions from the same seed and data; CSV + PNG per width, summary lines."""
     for width in args.curve_widths.split(","):
-        curves = {p: train(images, width=width, precision=p, steps=args.curve_steps,
-                           warmup=0, **common).losses for p in PRECISIONS}
+        curves, scores = {}, {}
+        for p in PRECISIONS:
+            timer = train(images, width=width, precision=p, steps=args.curve_steps, warmup=0,
+                          **common)
+            curves[p], scores[p] = timer.losses, float32_loss(timer.module, held_out)
         stem = args.out / f"loss_curve_{width}"
         with stem.with_suffix(".csv").open("w", newline="") as f:
             writer = csv.writer(f)
@@ -122,12 +136,28 @@ def loss_curves(images: torch.Tensor, args: argparse.Namespace, common: dict) ->
             for step, values in enumerate(zip(*curves.values(), strict=True), start=1):
                 writer.writerow([step, *(f"{v:.6g}" for v in values)])
         plot(curves, stem.with_suffix(".png"), width)
-        tail = max(1, args.curve_steps // 10)
+        tail = max(1, args.curve_steps // 4)
         means = {p: sum(v[-tail:]) / tail for p, v in curves.items()}
         print(f"\nLoss over the first {args.curve_steps} steps ({width} width; mean of the last "
               f"{tail}): " + ", ".join(f"{p} {m:.4g}" for p, m in means.items())
               + f"; bf16/fp32 = {means['bf16-mixed'] / means['32-true']:.3f}"
+              + f"\nThe trained networks in float32 on {len(held_out)} other crops: "
+              + ", ".join(f"{p} {v:.4g}" for p, v in scores.items())
+              + f"; bf16/fp32 = {scores['bf16-mixed'] / scores['32-true']:.3f}"
               + f"\ncurves: {stem}.csv and {stem}.png")
+
+
+def print_table(rows: list[tuple[str, str, float, float]], args: argparse.Namespace) -> None:
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else (
+        f"CPU, {torch.get_num_threads()} threads")
+    print(f"\nTraining throughput, {args.size} px, batch {args.batch}, median of "
+          f"{args.rounds} x {args.steps} timed steps (each after {args.warmup} warm-up), "
+          f"allocator {args.allocator}, {device}:\n")
+    print("| width | precision | s/step | images/s | speed-up vs fp32 |")
+    print("|---|---|---|---|---|")
+    for width, precision, per_step, speedup in rows:
+        print(f"| {width} | {precision} | {per_step:.3f} | {args.batch / per_step:.2f} | "
+              f"{speedup:.2f}x |")
 
 
 @exit_on_user_error
@@ -158,22 +188,14 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     need = max(args.batch * (args.warmup + args.steps), args.batch * args.curve_steps)
     images = crops(min(args.images, need), args.size, args.seed)
+    held_out = crops(8, args.size, args.seed + 1)  # another seed: other photos, other crops
     common = {"batch": args.batch, "seed": args.seed, "vgg": args.vgg, "style": args.style,
               "allocator": args.allocator}
 
-    rows = time_configurations(images, args, common) if args.steps else []
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else (
-        f"CPU, {torch.get_num_threads()} threads")
-    print(f"\nTraining throughput, {args.size} px, batch {args.batch}, median of "
-          f"{args.rounds} x {args.steps} timed steps (each after {args.warmup} warm-up), "
-          f"allocator {args.allocator}, {device}:\n")
-    print("| width | precision | s/step | images/s | speed-up vs fp32 |")
-    print("|---|---|---|---|---|")
-    for width, precision, per_step, speedup in rows:
-        print(f"| {width} | {precision} | {per_step:.3f} | {args.batch / per_step:.2f} | "
-              f"{speedup:.2f}x |")
+    if args.steps:
+        print_table(time_configurations(images, args, common), args)
     if args.curve_steps:
-        loss_curves(images, args, common)
+        loss_curves(images, held_out, args, common)
 
 
 if __name__ == "__main__":

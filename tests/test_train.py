@@ -4,6 +4,7 @@ DDP on CPU, one-line errors; and with the real VGG19 weights the loss falls."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import asdict
@@ -223,6 +224,8 @@ def test_bench_train_prints_its_table_and_writes_curves(tmp_path, workdir,
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| half |")]
     assert [r.split("|")[2].strip() for r in rows] == ["32-true", "bf16-mixed"]
     assert rows[0].split("|")[5].strip() == "1.00x" and float(rows[1].split("|")[3]) > 0
+    assert re.search(r"networks in float32 on 8 other crops: 32-true \S+, bf16-mixed \S+; "
+                     r"bf16/fp32 = \d", proc.stdout)
     lines = (out / "loss_curve_half.csv").read_text().splitlines()
     assert lines[0] == "step,32-true,bf16-mixed" and len(lines) == 4
     assert (out / "loss_curve_half.png").stat().st_size > 1000
