@@ -4,6 +4,7 @@ Also the one CPU memory setting that training needs (`keep_freed_memory`)."""
 from __future__ import annotations
 
 import ctypes
+import functools
 import platform
 
 import torch
@@ -31,13 +32,15 @@ def pick_device(name: str = "auto") -> torch.device:
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
 
 
+@functools.cache
 def keep_freed_memory() -> bool:
-    """Make glibc keep freed memory for reuse instead of handing it back to the OS.
+    """Make glibc keep freed memory for reuse instead of handing it back to the OS (once per
+    process; later calls are free).
 
     By default glibc serves every large block (most activations) with its own mmap and unmaps
     it on free, so each CPU training step faults all its activations' pages back in and the
-    kernel zeroes them: a quarter of a float32 step at 256 px on the development machine
-    (README, "Measured: training throughput"). From the heap, untrimmed, later steps reuse the
+    kernel zeroes them: up to a third of a float32 step at 256 px on the development machine
+    (README, "Precision"). From the heap, untrimmed, later steps reuse the
     same pages. The price: the process holds its peak memory between steps (a full-width
     256 px step: 2.7 GB held, against a 2.55 GB peak and ~1.9 GB between steps before).
     Returns False, changing nothing, where the C library is not glibc.
