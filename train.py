@@ -19,7 +19,8 @@ def main(cfg: DictConfig) -> None:
     datamodule = instantiate(cfg.data)
     module = instantiate(cfg.module)
     trainer = instantiate(cfg.trainer)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    # weights_only: a checkpoint is read without running code (see fast_nst.safe_load).
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
 
 
 if __name__ == "__main__":

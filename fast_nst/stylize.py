@@ -23,6 +23,7 @@ from fast_nst.color import transfer_luminance
 from fast_nst.device import pick_device
 from fast_nst.errors import FastNSTError
 from fast_nst.io import IMAGE_EXTENSIONS, open_image, output_format, save_image
+from fast_nst.safe_load import load_torch_file
 from fast_nst.tiling import (
     check_tiling,
     frozen_norms,
@@ -55,25 +56,6 @@ class StyleModel:
     kind: str  # one of MODEL_KINDS
     path: Path
     meta: dict[str, Any] = field(default_factory=dict)  # training settings (style, VGG, losses)
-
-
-def _torch_load(path: Path) -> Any:
-    """Read a torch file safely (tensors and plain containers only); one-line errors."""
-    if not path.exists():
-        raise FastNSTError(f"model not found: {path}")
-    if path.is_dir():
-        raise FastNSTError(f"{path} is a folder; give a model file (.pt, .ckpt or .pth)")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for foreign files
-        if path.suffix == ".ckpt" and "weights_only" in str(err):
-            # Lightning checkpoints may pickle config objects; Lightning loads them the same way.
-            try:
-                return torch.load(path, map_location="cpu", weights_only=False)
-            except Exception as err2:
-                err = err2
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise FastNSTError(f"{path} is not a model file torch can read ({reason[:120]})") from None
 
 
 def _config_from(values: dict[str, Any]) -> NetConfig:
@@ -132,7 +114,7 @@ def bundled_models(folder: str | os.PathLike = BUNDLED_MODELS) -> dict[str, Path
 def load_model(path: str | os.PathLike) -> StyleModel:
     """Detect the model kind (export .pt, Lightning .ckpt, examples .pth) and build the net."""
     path = Path(path)
-    payload = _torch_load(path)
+    payload = load_torch_file(path)
     if is_exported(payload):
         try:
             net = net_from_export(payload)

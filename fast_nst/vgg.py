@@ -17,6 +17,7 @@ from torchvision.models import VGG19_Weights, vgg19
 from torchvision.models.vgg import cfgs, make_layers
 
 from fast_nst.errors import FastNSTError
+from fast_nst.safe_load import load_torch_file
 
 # torchvision's vgg19().features: conv/relu pairs per block, a max-pool closing each block.
 _BLOCK_SIZES = (2, 2, 4, 4, 4)
@@ -109,12 +110,7 @@ def _download_imagenet_features() -> nn.Sequential:
 
 def _features_state_dict(path: Path) -> dict[str, Tensor]:
     """Read a state dict of a whole vgg19 or of its `.features`, keyed like `features`."""
-    if not path.is_file():
-        raise FastNSTError(f"VGG19 weights file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise FastNSTError(f"{path} is not a PyTorch state dict ({type(err).__name__})") from None
+    state = load_torch_file(path, what="VGG19 weights")
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -73,7 +73,7 @@ def test_missing_and_unrelated_weight_files(tmp_path) -> None:
         VGGEncoder(["relu1_1"], weights=str(tmp_path / "nope.pth"), convention="caffe")
     junk = tmp_path / "junk.pth"
     junk.write_text("hello")
-    with pytest.raises(FastNSTError, match="not a PyTorch state dict"):
+    with pytest.raises(FastNSTError, match="not a VGG19 weights file torch can read"):
         VGGEncoder(["relu1_1"], weights=str(junk), convention="caffe")
     other = tmp_path / "other.pth"
     torch.save(nn.Linear(2, 2).state_dict(), other)

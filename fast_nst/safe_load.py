@@ -1,0 +1,40 @@
+"""Read torch files without running code: the one way fast_nst opens a `.pt`, `.ckpt` or `.pth`.
+
+A torch file is a pickle, and a pickle can name any Python callable to run while it loads. A
+model file from the internet must never be able to do that, so every file is read with
+`torch.load(weights_only=True)`: tensors, numbers, strings and plain containers only. There is
+no fallback to a full unpickle; a file that needs one is refused with a one-line error.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fast_nst.errors import FastNSTError
+
+
+def load_torch_file(path: str | os.PathLike, what: str = "model") -> Any:
+    """The contents of a torch file, loaded safely onto the CPU; one-line errors."""
+    path = Path(path)
+    if not path.exists():
+        raise FastNSTError(f"{what} not found: {path}")
+    if path.is_dir():
+        raise FastNSTError(f"{path} is a folder; give a {what} file (.pt, .ckpt or .pth)")
+    if path.stat().st_size == 0:
+        raise FastNSTError(f"{path} is empty; give a {what} file (.pt, .ckpt or .pth)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for foreign or hostile files
+        text = str(err).strip()
+        if "weights_only" in text or "Unsupported global" in text:
+            raise FastNSTError(
+                f"{path} refused: it needs Python code to load (a pickled object, not only "
+                "tensors), and fast_nst never runs code from a model file; re-export it with "
+                "plain tensors and containers") from None
+        reason = text.splitlines()[0] if text else type(err).__name__
+        raise FastNSTError(f"{path} is not a {what} file torch can read ({reason[:120]})") \
+            from None
