@@ -124,14 +124,19 @@ class StyleTransferModule(pl.LightningModule):
         loss: `LossConfig` fields (the `loss` group).
         optim: `OptimConfig` fields (the `optim` group).
         val_max_images: at most this many validation images go into the TensorBoard grid.
+        init: a trained model file (anything `stylize.py` loads) whose weights start the
+            network: the fast way to a new style (a warm start).
     """
 
     def __init__(self, style_name: str, style_image: str, style_size: int | None = 512,
                  net: Mapping[str, Any] | None = None, vgg: Mapping[str, Any] | None = None,
                  loss: Mapping[str, Any] | None = None, optim: Mapping[str, Any] | None = None,
-                 val_max_images: int = 8) -> None:
+                 val_max_images: int = 8, init: str | None = None) -> None:
         super().__init__()
         net_config = _build(NetConfig, _plain(net), "model").validate()
+        start = warm_start(init, net_config) if init else None
+        if start is not None:
+            net_config = start.config
         loss_config = _build(LossConfig, _plain(loss), "loss")
         self.optim_config = _build(OptimConfig, _plain(optim), "optim")
         if self.optim_config.schedule not in ("none", "cosine", "step"):
@@ -149,6 +154,8 @@ class StyleTransferModule(pl.LightningModule):
             raise FastNSTError("loss.stability needs mode noise or shift and weight >= 0, got "
                                f"{self.stability.mode!r} and {self.stability.weight}")
         self.net = TransformerNet(net_config)
+        if start is not None:
+            self.net.load_state_dict(start.net.state_dict())
         self.perceptual = PerceptualLoss(encoder, content_layers, style_layers, weights)
         self.perceptual.set_style(style)
         self.val_max_images = val_max_images
@@ -160,6 +167,7 @@ class StyleTransferModule(pl.LightningModule):
                      "style_weight": weights.style, "tv_weight": weights.tv,
                      "stability": asdict(self.stability)},
             "optim": _plain(asdict(self.optim_config)), "val_max_images": val_max_images,
+            "init": str(init) if init else None,
         })
         self._style_image = style
 
@@ -259,7 +267,36 @@ class StyleTransferModule(pl.LightningModule):
         """The settings that decide what the network learned (for the exported model)."""
         hp = self.hparams
         return {"style_image": hp.style_image, "style_size": hp.style_size,
-                "vgg": _plain(hp.vgg), "loss": _plain(hp.loss), "optim": _plain(hp.optim)}
+                "vgg": _plain(hp.vgg), "loss": _plain(hp.loss), "optim": _plain(hp.optim),
+                "init": hp.get("init")}
+
+
+# Fields that decide the weights' shapes; a warm start must match them. The output mapping and
+# pixel scale say what the weights mean, so a warm start takes them from the model file.
+_SHAPE_FIELDS = ("width", "n_residual", "norm", "upsample")
+
+
+@dataclass
+class WarmStart:
+    net: TransformerNet
+    config: NetConfig
+
+
+def warm_start(path: str, config: NetConfig) -> WarmStart:
+    """The trained network in `path` and the config to train it further; one-line errors."""
+    from fast_nst.stylize import load_model  # the one model loader (export, ckpt, examples)
+
+    model = load_model(path)
+    trained = model.net.config
+    differ = [f"model.{k}={getattr(trained, k)} (config: {getattr(config, k)})"
+              for k in _SHAPE_FIELDS if getattr(trained, k) != getattr(config, k)]
+    if differ:
+        raise FastNSTError(f"init={path} is another architecture: {', '.join(differ)}; "
+                           "set those model options to match")
+    adopted = NetConfig(**{**asdict(config), "output": trained.output,
+                           "pixel_scale": trained.pixel_scale})
+    rank_zero_info(f"warm start from {path} ({model.kind}, style {model.style})")
+    return WarmStart(model.net, adopted)
 
 
 def _load_style(path: str, long_side: int | None) -> Tensor:
