@@ -11,6 +11,7 @@ Checkpoint contract with `stylize`: `hyper_parameters["net"]` is `asdict(NetConf
 from __future__ import annotations
 
 import random
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -339,6 +340,10 @@ class ExportModel(pl.Callback):
     def __init__(self, dirpath: str | None = None, half: bool = False) -> None:
         self.dirpath, self.half = dirpath, half
         self.path: Path | None = None
+        self._started = 0.0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._started = time.perf_counter()
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero or not isinstance(pl_module, StyleTransferModule):
@@ -348,7 +353,8 @@ class ExportModel(pl.Callback):
         name = pl_module.hparams.style_name
         meta = {**pl_module.export_meta(), "steps": int(trainer.global_step),
                 "epochs": int(trainer.current_epoch), "precision": str(trainer.precision),
-                "world_size": int(trainer.world_size)}
+                "world_size": int(trainer.world_size),
+                "train_seconds": round(time.perf_counter() - self._started, 1)}
         datamodule = getattr(trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "describe"):
             meta["dataset"] = datamodule.describe()

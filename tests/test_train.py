@@ -95,6 +95,7 @@ def test_run_writes_checkpoints_model_and_tensorboard(tiny_run) -> None:
     assert meta["steps"] == 5 and meta["image_size"] == 32 and meta["precision"] == "32-true"
     assert meta["loss"]["style_weight"] == 1.0e3 and "relu4_3" in meta["loss"]["style_layers"]
     assert meta["dataset"]["name"] == "imagefolder"
+    assert 0 < meta["train_seconds"] < 240 and meta["init"] is None
     state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items()
              if k.startswith("net.")}
     assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
