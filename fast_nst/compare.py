@@ -24,15 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from fast_nst.cli import hydra_app
 from fast_nst.device import pick_device
-from fast_nst.errors import FastNSTError, exit_on_user_error
+from fast_nst.errors import FastNSTError
 from fast_nst.experiments import markdown_table, pyplot, save_figure
 from fast_nst.gatys import (
     GatysConfig,
@@ -302,8 +302,7 @@ def compare(cfg: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
-@hydra.main(config_path="../conf/compare", config_name="compare", version_base="1.3")
-@exit_on_user_error
+@hydra_app(config_path="../conf/compare", config_name="compare")
 def main(cfg: DictConfig) -> None:
     values = OmegaConf.to_container(cfg, resolve=True)
     folder = Path(HydraConfig.get().runtime.output_dir)
