@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
 import os
 import re
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from fast_nst.errors import FastNSTError, exit_on_user_error, find_user_error, one_line
@@ -35,6 +37,10 @@ def hydra_app(config_path: str, config_name: str) -> Callable[[Task], Callable[[
     def decorate(task: Task) -> Callable[[], None]:
         import hydra
 
+        # Relative to the app's file, made absolute: Hydra resolves a relative path against a
+        # package when the app is imported (`fast_nst.gatys.main()` from Python or a test).
+        folder = (Path(inspect.getfile(task)).resolve().parent / config_path).resolve()
+
         # Inside the job: mistakes found while it runs (Hydra would add a line of its own to a
         # job that raises, so they exit here).
         @functools.wraps(task)
@@ -44,7 +50,7 @@ def hydra_app(config_path: str, config_name: str) -> Callable[[Task], Callable[[
             route_library_logs()
             return task(cfg)
 
-        hydra_main = hydra.main(config_path=config_path, config_name=config_name,
+        hydra_main = hydra.main(config_path=str(folder), config_name=config_name,
                                 version_base="1.3")(job)
 
         # Outside: mistakes Hydra finds while composing the config, before the job starts.

@@ -292,6 +292,8 @@ def compare(cfg: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
             raise FastNSTError(f"content image not found: {content}")
     device = pick_device(cfg["device"])
     models = {name: load_model(path) for name, path in find_models(cfg.get("models")).items()}
+    for model in models.values():  # every model's settings, before the first report is written
+        gatys_config(model, cfg["contents"][0], 64, cfg["vgg"], cfg["shared"])
     # photo-major, so that an interrupted run has every style on the photos it reached
     jobs = [(n, c, int(s)) for s in cfg["sizes"] for c in cfg["contents"] for n in models]
     rows: list[dict[str, Any]] = []

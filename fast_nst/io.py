@@ -75,7 +75,7 @@ def image_header(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS
     except UnidentifiedImageError:
         raise FastNSTError(f"{path} is not an image PIL can read") from None
     except OSError as err:
-        raise FastNSTError(f"cannot read {path} ({err})") from None
+        raise FastNSTError(f"{path} is truncated or corrupt ({err})") from None
     check_pixels(path, w, h, max_pixels)
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 

@@ -43,8 +43,8 @@ def check_checkpoint(path: str | os.PathLike, style_name: str,
     trained = hparams.get("style_name")
     if trained != style_name:
         raise FastNSTError(f"ckpt_path={path} trains style {trained!r}, not {style_name!r}; "
-                           f"resume with style={trained} (or start the new style from its "
-                           f"network with init={path})")
+                           f"resume with the style it was trained for, or start {style_name!r} "
+                           f"from its network with init={path}")
     differ = [f"model.{k}={hparams['net'].get(k)} (config: {net.get(k)})"
               for k in SHAPE_FIELDS if hparams["net"].get(k) != net.get(k)]
     if differ:
