@@ -160,6 +160,9 @@ def route_library_logs() -> None:
             if type(handler) is logging.StreamHandler and handler.stream in (sys.stderr,
                                                                             sys.__stderr__):
                 handler.setStream(sys.stdout)
+        for handler in list(logger.handlers):  # an earlier job's file (multirun, tests)
+            if isinstance(handler, logging.FileHandler) and handler not in files:
+                logger.removeHandler(handler)
         for handler in files:
             if handler not in logger.handlers:
                 logger.addHandler(handler)

@@ -23,6 +23,8 @@ _PROXY_ENV = ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
 
 def check_training(cfg: Any, run_dir: Path) -> None:
     """All of the checks below, cheapest first."""
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
+        raise FastNSTError(f"seed must be an integer, got {cfg.seed!r}")
     check_resume(cfg, run_dir)
     check_image_sizes(cfg)
     check_data_source(cfg.data, str(cfg.vgg.weights))
