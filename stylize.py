@@ -15,6 +15,7 @@ import argparse
 
 from fast_nst.errors import FastNSTError, exit_on_user_error
 from fast_nst.export import export_file
+from fast_nst.io import MAX_PIXELS
 from fast_nst.stylize import PRECISIONS, StylizeOptions, stylize_paths
 
 
@@ -48,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the network (slow first call; fastest on CPU with bf16)")
     p.add_argument("--batch-size", type=int, default=4, help="same-size images per forward")
+    p.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                   help=f"refuse larger images, a guard against decompression bombs "
+                   f"(default {MAX_PIXELS:,}, Pillow's limit; 0: no limit)")
     p.add_argument("--recursive", "-r", action="store_true", help="descend into subfolders")
     p.add_argument("--pattern", default="{stem}_{style}.{ext}",
                    help="output names in a folder: {stem} {style} {ext} {name}")
@@ -79,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         tile=args.tile, overlap=args.overlap, tile_stats=args.tile_stats,
         device={None: args.device, 0: "cpu", 1: "cuda"}[args.cuda], precision=args.precision,
         channels_last=args.channels_last, compile=args.compile, batch_size=args.batch_size,
+        max_pixels=args.max_pixels,
         pattern=args.pattern, recursive=args.recursive, overwrite=args.overwrite,
         progress=not args.no_progress)
     written = stylize_paths(args.model, inputs, args.output, options)

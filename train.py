@@ -1,26 +1,33 @@
 """Train a feed-forward style network: `python train.py style=starry_night data=local vgg=caffe`.
 
 Thin Hydra entry point: the config (conf/config.yaml and its groups) says what to build; the
-work is in fast_nst.data, fast_nst.module and Lightning's Trainer.
+work is in fast_nst.data, fast_nst.module and Lightning's Trainer. Resume only with ckpt_path
+(see fast_nst.resume); everything is checked (fast_nst.preflight) before a file is written.
 """
 
-import hydra
-import pytorch_lightning as pl
-from hydra.utils import instantiate
+from pathlib import Path
+
 from omegaconf import DictConfig
 
-from fast_nst.errors import exit_on_user_error
+from fast_nst.cli import hydra_app
 
 
-@hydra.main(config_path="conf", config_name="config", version_base="1.3")
-@exit_on_user_error
+@hydra_app(config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    # Imported here, so that a config mistake is reported before torch and Lightning load.
+    import pytorch_lightning as pl
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+
+    from fast_nst.preflight import check_training
+    from fast_nst.resume import fit
+
+    check_training(cfg, Path(HydraConfig.get().runtime.output_dir))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     module = instantiate(cfg.module)
     trainer = instantiate(cfg.trainer)
-    # weights_only: a checkpoint is read without running code (see fast_nst.safe_load).
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    fit(trainer, module, datamodule, cfg.ckpt_path)  # checkpoints load with weights_only
 
 
 if __name__ == "__main__":

@@ -24,15 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from fast_nst.cli import hydra_app
 from fast_nst.device import pick_device
-from fast_nst.errors import FastNSTError, exit_on_user_error
+from fast_nst.errors import FastNSTError
 from fast_nst.experiments import markdown_table, pyplot, save_figure
 from fast_nst.gatys import (
     GatysConfig,
@@ -292,6 +292,8 @@ def compare(cfg: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
             raise FastNSTError(f"content image not found: {content}")
     device = pick_device(cfg["device"])
     models = {name: load_model(path) for name, path in find_models(cfg.get("models")).items()}
+    for model in models.values():  # every model's settings, before the first report is written
+        gatys_config(model, cfg["contents"][0], 64, cfg["vgg"], cfg["shared"])
     # photo-major, so that an interrupted run has every style on the photos it reached
     jobs = [(n, c, int(s)) for s in cfg["sizes"] for c in cfg["contents"] for n in models]
     rows: list[dict[str, Any]] = []
@@ -302,8 +304,7 @@ def compare(cfg: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
-@hydra.main(config_path="../conf/compare", config_name="compare", version_base="1.3")
-@exit_on_user_error
+@hydra_app(config_path="../conf/compare", config_name="compare")
 def main(cfg: DictConfig) -> None:
     values = OmegaConf.to_container(cfg, resolve=True)
     folder = Path(HydraConfig.get().runtime.output_dir)

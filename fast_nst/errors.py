@@ -9,26 +9,44 @@ from typing import TypeVar
 
 F = TypeVar("F", bound=Callable)
 
+USER_ERROR_STATUS = 2
+INTERRUPTED_STATUS = 130  # the shell's status for a process stopped by Ctrl-C (128 + SIGINT)
+
 
 class FastNSTError(Exception):
     """A mistake in the user's input. Entry points print it as one line, never a traceback."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C, with a line that says what was kept (e.g. where training can resume from)."""
+
+
 def exit_on_user_error(func: F) -> F:
-    """Wrap an entry point so a FastNSTError becomes `error: ...` on stderr and exit status 2."""
+    """Wrap an entry point: a FastNSTError becomes `error: ...` on stderr and exit status 2;
+    Ctrl-C becomes one `interrupted: ...` line and status 130 (finished outputs stay, as every
+    output is written under a temporary name and renamed only when complete)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
+        except (KeyboardInterrupt, Interrupted) as err:
+            detail = str(err) if isinstance(err, Interrupted) else "stopped by Ctrl-C"
+            print(f"interrupted: {detail}; finished outputs are kept", file=sys.stderr)
+            sys.exit(INTERRUPTED_STATUS)
         except Exception as err:
             user_error = find_user_error(err)
             if user_error is None:
                 raise
-            print(f"error: {user_error}", file=sys.stderr)
-            sys.exit(2)
+            print(f"error: {one_line(str(user_error))}", file=sys.stderr)
+            sys.exit(USER_ERROR_STATUS)
 
     return wrapper  # type: ignore[return-value]
+
+
+def one_line(text: str) -> str:
+    """Messages from libraries can span lines; the contract is one line."""
+    return " ".join(part.strip() for part in text.strip().splitlines() if part.strip())
 
 
 def find_user_error(err: BaseException | None) -> FastNSTError | None:

@@ -15,12 +15,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from fast_nst.errors import FastNSTError, exit_on_user_error
+from fast_nst.cli import hydra_app
+from fast_nst.errors import FastNSTError
 from fast_nst.gatys import (
     GatysConfig,
     GatysResult,
@@ -263,8 +263,7 @@ def run_experiment(name: str, base: Mapping[str, Any], spec: Mapping[str, Any],
 GATYS_KEYS = ("content", "style", "size", "vgg", "progress", "device")
 
 
-@hydra.main(config_path="../conf/experiments", config_name="experiments", version_base="1.3")
-@exit_on_user_error
+@hydra_app(config_path="../conf/experiments", config_name="experiments")
 def main(cfg: DictConfig) -> None:
     """`python -m fast_nst.experiments experiment=all|reconstruction|texture|...`."""
     values = OmegaConf.to_container(cfg, resolve=True)

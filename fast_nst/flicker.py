@@ -17,14 +17,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from fast_nst.errors import FastNSTError, exit_on_user_error
+from fast_nst.cli import hydra_app
+from fast_nst.errors import FastNSTError
 from fast_nst.gatys import ClipStylizer, config_from_dict, write_csv
 from fast_nst.io import atomic_path, load_image
 from fast_nst.losses import LossWeights, PerceptualLoss, as_layer_weights
@@ -121,8 +121,7 @@ def run(cfg: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
-@hydra.main(config_path="../conf/flicker", config_name="flicker", version_base="1.3")
-@exit_on_user_error
+@hydra_app(config_path="../conf/flicker", config_name="flicker")
 def main(cfg: DictConfig) -> None:
     values = OmegaConf.to_container(cfg, resolve=True)
     folder = Path(HydraConfig.get().runtime.output_dir)

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 import torchvision.transforms.functional as TF
 from hydra.core.hydra_config import HydraConfig
@@ -34,13 +33,14 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from fast_nst.cli import hydra_app
 from fast_nst.color import grey, match_color_histogram, match_luminance, transfer_luminance
 from fast_nst.device import keep_freed_memory, pick_device
-from fast_nst.errors import FastNSTError, exit_on_user_error
-from fast_nst.io import atomic_path, load_image, open_image, resize, save_image
+from fast_nst.errors import FastNSTError
+from fast_nst.io import MAX_PIXELS, atomic_path, load_image, open_image, resize, save_image
 from fast_nst.losses import LossWeights, PerceptualLoss, StyleTarget, as_layer_weights
 from fast_nst.temporal import Alignment, FlowAlignment, static_alignment, temporal_loss
-from fast_nst.vgg import LAYER_NAMES, VGGEncoder, canonical_layer, layer_index, resolve_convention
+from fast_nst.vgg import VGGEncoder, canonical_layer, check_side, resolve_convention
 
 TASKS = ("reconstruct", "texture", "transfer")
 INITS = ("content", "noise", "style", "file")
@@ -119,6 +119,7 @@ class GatysConfig:
     temporal_weight: float | None = None
     temporal_blend: float = 0.5
     flow: str = "none"  # none (still camera) | raft (torchvision's optical flow, downloads)
+    max_pixels: int | None = MAX_PIXELS  # larger input images are refused (0/None: no limit)
 
 
 @dataclass
@@ -263,9 +264,9 @@ def make_optimizer(image: Tensor, cfg: GatysConfig, convention: str) -> torch.op
     return torch.optim.RMSprop([image], lr=lr)
 
 
-def _mask_tensor(path: str, content_size: tuple[int, int]) -> Tensor:
+def _mask_tensor(path: str, content_size: tuple[int, int], max_pixels: int | None) -> Tensor:
     """A mask file as (1, 1, H, W) in 0..1; it must have the content image's pixel size."""
-    image = open_image(path)
+    image = open_image(path, max_pixels)
     if image.size != content_size:
         raise FastNSTError(
             f"mask {path} is {image.width}x{image.height} but the content image is "
@@ -278,12 +279,14 @@ def load_inputs(cfg: GatysConfig) -> Inputs:
     content = None
     mask = None
     if cfg.content:
-        pil = open_image(cfg.content)
+        pil = open_image(cfg.content, cfg.max_pixels)
         content = resize(TF.to_tensor(pil).unsqueeze(0), long_side=cfg.size)
         if cfg.mask:
-            mask = resize(_mask_tensor(cfg.mask, pil.size), size=tuple(content.shape[-2:]))
+            mask = resize(_mask_tensor(cfg.mask, pil.size, cfg.max_pixels),
+                          size=tuple(content.shape[-2:]))
     style_long = cfg.style_size or max(16, round(cfg.style_scale * cfg.size))
-    styles = [load_image(p, long_side=style_long) for p in (cfg.style, cfg.style2) if p]
+    styles = [load_image(p, long_side=style_long, max_pixels=cfg.max_pixels)
+              for p in (cfg.style, cfg.style2) if p]
     if content is not None:
         shape = tuple(content.shape[-2:])
     else:  # texture: the style's aspect ratio at the output size
@@ -300,7 +303,7 @@ def load_inputs(cfg: GatysConfig) -> Inputs:
     if mode == "style":
         init = resize(styles[0], size=shape)
     elif mode == "file":
-        init = load_image(cfg.init_file, size=shape)
+        init = load_image(cfg.init_file, size=shape, max_pixels=cfg.max_pixels)
         if cfg.preserve_color == "luminance":
             init = grey(init).contiguous()
     return Inputs(content, styles, mask, init, shape, colour_source)
@@ -314,12 +317,8 @@ def _stage_shape(shape: tuple[int, int], size: int, stage: int) -> tuple[int, in
 def check_size(loss: PerceptualLoss, image: Tensor, what: str) -> None:
     """One-line error when an image is too small to reach the deepest layer (every max-pool
     halves it)."""
-    deepest = max(layer_index(name) for name in loss.encoder.layers)
-    need = 2 ** sum(1 for name in LAYER_NAMES[:deepest] if name.startswith("pool"))
     h, w = image.shape[-2:]
-    if min(h, w) < need:
-        raise FastNSTError(f"the {what} is {w}x{h} px, too small for VGG layer "
-                           f"{LAYER_NAMES[deepest]} (short side >= {need}); raise size")
+    check_side(loss.encoder.layers, h, w, what, "raise size")
 
 
 def style_targets(loss: PerceptualLoss, styles: list[Tensor], mask: Tensor | None,
@@ -520,21 +519,29 @@ def run(
 
 # --------------------------------------------------------------------------- outputs
 class Recorder:
-    """Per-step side effects of the app: TensorBoard scalars, snapshots every N steps, CSV."""
+    """Per-step side effects of the app: TensorBoard scalars, snapshots every N steps, CSV.
+
+    Nothing is created before the first step, so a run that stops on a bad input leaves no
+    empty losses.csv or TensorBoard file behind."""
 
     def __init__(self, folder: Path, snapshot_every: int = 0, tensorboard: bool = True) -> None:
         self.folder = folder
         self.snapshot_every = snapshot_every
+        self.tensorboard = tensorboard
         self.rows: list[dict[str, float]] = []
         self.writer = None
-        if tensorboard:
+
+    def _open(self) -> None:
+        if self.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(folder / "tensorboard"))
-        if snapshot_every:
-            (folder / "snapshots").mkdir(parents=True, exist_ok=True)
+            self.writer = SummaryWriter(str(self.folder / "tensorboard"))
+        if self.snapshot_every:
+            (self.folder / "snapshots").mkdir(parents=True, exist_ok=True)
 
     def __call__(self, row: dict[str, float], image: Tensor) -> None:
+        if not self.rows:
+            self._open()
         self.rows.append(row)
         step = int(row["step"])
         if self.writer is not None:
@@ -550,7 +557,8 @@ class Recorder:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-        write_csv(self.rows, self.folder / "losses.csv")
+        if self.rows:
+            write_csv(self.rows, self.folder / "losses.csv")
 
 
 def write_csv(rows: list[dict[str, float]], path: Path) -> Path:
@@ -598,7 +606,7 @@ class ClipStylizer:
         self.convention = resolve_convention(str(cfg.vgg.weights), cfg.vgg.convention).name
         self.loss = build_loss(cfg, self.device)
         self.style = load_image(cfg.style, long_side=cfg.style_size or max(
-            16, round(cfg.style_scale * cfg.size))).to(self.device)
+            16, round(cfg.style_scale * cfg.size)), max_pixels=cfg.max_pixels).to(self.device)
         self.loss.set_style(self.style)
         self.flow = FlowAlignment() if cfg.flow == "raft" and align is None else None
         self.align = align or self.flow or static_alignment
@@ -650,8 +658,7 @@ def stylize_clip(cfg: GatysConfig, src: str, dst: Path) -> Path:
 APP_KEYS = ("output", "snapshot_every", "tensorboard", "shared", "video")
 
 
-@hydra.main(config_path="../conf/gatys", config_name="gatys", version_base="1.3")
-@exit_on_user_error
+@hydra_app(config_path="../conf/gatys", config_name="gatys")
 def main(cfg: DictConfig) -> None:
     """`python -m fast_nst.gatys task=transfer content=... style=...`; outputs in the run dir."""
     values = OmegaConf.to_container(cfg, resolve=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,9 @@ from torch import Tensor
 from fast_nst.errors import FastNSTError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+# The largest image opened unless asked for more: Pillow's own decompression-bomb limit (about
+# 179 megapixels; a small file can decode to gigabytes). 0 or None: no limit.
+MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -36,7 +41,46 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def open_image(path: str | os.PathLike) -> Image.Image:
+@contextlib.contextmanager
+def _pillow_limit_off() -> Iterator[None]:
+    """Pillow's bomb check raises (or warns) inside `Image.open`, before the size can be read;
+    `check_pixels` applies the limit the caller chose instead."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def check_pixels(path: str | os.PathLike, width: int, height: int,
+                 max_pixels: int | None = MAX_PIXELS) -> None:
+    """One-line error for an image above `max_pixels` (checked from the header, before
+    decoding)."""
+    if max_pixels and width * height > max_pixels:
+        raise FastNSTError(
+            f"{path} is {width}x{height} ({width * height:,} pixels), above the limit of "
+            f"{max_pixels:,} pixels that guards against decompression bombs; raise it with "
+            "--max-pixels N (stylize.py) or max_pixels=N (the optimizer), 0 for no limit")
+
+
+def image_header(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS
+                 ) -> tuple[int, int]:
+    """(width, height) after EXIF rotation, from the header only; one-line errors."""
+    path = Path(path)
+    try:
+        with _pillow_limit_off(), Image.open(path) as image:
+            w, h = image.size
+            orientation = image.getexif().get(0x0112, 1)
+    except UnidentifiedImageError:
+        raise FastNSTError(f"{path} is not an image PIL can read") from None
+    except OSError as err:
+        raise FastNSTError(f"{path} is truncated or corrupt ({err})") from None
+    check_pixels(path, w, h, max_pixels)
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def open_image(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> Image.Image:
     """Open and fully decode an image, EXIF-rotated, as RGB; one-line errors naming the file."""
     path = Path(path)
     if not path.exists():
@@ -44,7 +88,8 @@ def open_image(path: str | os.PathLike) -> Image.Image:
     if path.is_dir():
         raise FastNSTError(f"{path} is a folder, not an image file")
     try:
-        with Image.open(path) as image:
+        with _pillow_limit_off(), Image.open(path) as image:
+            check_pixels(path, *image.size, max_pixels)
             image.load()
             image = ImageOps.exif_transpose(image)
             return to_rgb(image)
@@ -93,9 +138,10 @@ def load_image(
     short_side: int | None = None,
     scale: float | None = None,
     size: tuple[int, int] | None = None,
+    max_pixels: int | None = MAX_PIXELS,
 ) -> Tensor:
     """Image file -> (1, 3, H, W) float tensor in 0..1, optionally resized (see `resize`)."""
-    tensor = TF.to_tensor(open_image(path)).unsqueeze(0)
+    tensor = TF.to_tensor(open_image(path, max_pixels)).unsqueeze(0)
     return resize(tensor, long_side=long_side, short_side=short_side, scale=scale, size=size)
 
 
@@ -112,14 +158,21 @@ def output_format(path: str | os.PathLike) -> str:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary name beside `path`; rename onto `path` only if the block succeeds."""
+    """Yield a temporary name beside `path`; rename onto `path` only if the block succeeds.
+
+    The temporary name is `.<stem>.<pid>.<random>.tmp<suffix>`: a process killed outright
+    (kill -9, power loss) cannot remove its own, so the next write of the same file removes
+    those whose process is gone (`remove_stale_temporaries`).
+    """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise FastNSTError(f"output folder does not exist: {folder}")
     if not os.access(folder, os.W_OK):
         raise FastNSTError(f"output folder is not writable: {folder}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=folder)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.",
+                               suffix=f".tmp{path.suffix}", dir=folder)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -130,6 +183,32 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files `atomic_path` left for `path` in processes that no longer
+    run; those of running processes (another write in progress) stay."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    name = re.compile(rf"\.{re.escape(path.stem)}\.(\d+)\.[^.]+\.tmp{re.escape(path.suffix)}")
+    removed = []
+    for candidate in folder.glob(f".{glob.escape(path.stem)}.*.tmp{glob.escape(path.suffix)}"):
+        match = name.fullmatch(candidate.name)
+        if match and not _process_alive(int(match.group(1))):
+            with contextlib.suppress(FileNotFoundError):
+                candidate.unlink()
+                removed.append(candidate)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def to_pil(image: Tensor) -> Image.Image:

@@ -34,7 +34,7 @@ from fast_nst.io import load_image
 from fast_nst.losses import LossWeights, PerceptualLoss, as_layer_weights
 from fast_nst.temporal import StabilityConfig, stability_loss
 from fast_nst.transformer import NetConfig, TransformerNet, export_model
-from fast_nst.vgg import VGGEncoder
+from fast_nst.vgg import VGGEncoder, check_side
 
 # Loss weights when the config leaves them null, per VGG input convention (caffe features are
 # ~255x torchvision's: content MSE ~255^2x, Gram MSE ~255^4x). See the README for how they were
@@ -147,6 +147,8 @@ class StyleTransferModule(pl.LightningModule):
         vgg = {"weights": "imagenet", "convention": "auto", "pooling": "max", **_plain(vgg or {})}
         content_layers = as_layer_weights(loss_config.content_layers)
         style_layers = as_layer_weights(loss_config.style_layers)
+        check_side(style_layers, *style.shape[-2:], f"style image at style.size={style_size}",
+                   "raise style.size")
         encoder = VGGEncoder([*content_layers, *style_layers], weights=str(vgg["weights"]),
                              convention=vgg["convention"], pooling=vgg["pooling"])
         weights = loss_config.resolve(encoder.convention.name)

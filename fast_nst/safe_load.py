@@ -9,6 +9,7 @@ no fallback to a full unpickle; a file that needs one is refused with a one-line
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,9 @@ def load_torch_file(path: str | os.PathLike, what: str = "model") -> Any:
     if path.stat().st_size == 0:
         raise FastNSTError(f"{path} is empty; give a {what} file (.pt, .ckpt or .pth)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on foreign pickles; the error says it
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for foreign or hostile files
         text = str(err).strip()
         if "weights_only" in text or "Unsupported global" in text:

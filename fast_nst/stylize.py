@@ -15,14 +15,21 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from fast_nst.color import transfer_luminance
 from fast_nst.device import pick_device
 from fast_nst.errors import FastNSTError
-from fast_nst.io import IMAGE_EXTENSIONS, open_image, output_format, save_image
+from fast_nst.io import (
+    IMAGE_EXTENSIONS,
+    MAX_PIXELS,
+    image_header,
+    open_image,
+    output_format,
+    save_image,
+)
 from fast_nst.safe_load import load_torch_file
 from fast_nst.tiling import (
     check_tiling,
@@ -35,7 +42,7 @@ from fast_nst.tiling import (
 )
 from fast_nst.transformer import NetConfig, TransformerNet, is_exported, net_from_export
 from fast_nst.video import READ_EXTENSIONS as VIDEO_EXTENSIONS
-from fast_nst.video import check_video_output, is_video, stylize_video
+from fast_nst.video import check_video_output, is_video, probe, stylize_video
 
 # ---------------------------------------------------------------------------------------------
 # Model files: our exported .pt, a Lightning .ckpt, a pytorch/examples fast_neural_style .pth
@@ -207,8 +214,8 @@ def target_size(width: int, height: int, *, size: int | None = None,
     if size is not None and scale is not None:
         raise FastNSTError("give --size or --scale, not both")
     if size is not None:
-        if size < 4:
-            raise FastNSTError(f"--size must be at least 4 px, got {size}")
+        if size < 1:
+            raise FastNSTError(f"--size must be at least 1 px, got {size}")
         f = size / max(width, height)
     elif scale is not None:
         if scale <= 0:
@@ -219,9 +226,10 @@ def target_size(width: int, height: int, *, size: int | None = None,
     return max(1, round(width * f)), max(1, round(height * f))
 
 
-def load_pixels(path: Path, *, size: int | None = None, scale: float | None = None) -> np.ndarray:
+def load_pixels(path: Path, *, size: int | None = None, scale: float | None = None,
+                max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     """Image file -> (H, W, 3) uint8 at the requested size (PIL resampling keeps memory low)."""
-    image = open_image(path)
+    image = open_image(path, max_pixels)
     new = target_size(*image.size, size=size, scale=scale)
     if new != image.size:
         image = image.resize(new, Image.Resampling.LANCZOS, reducing_gap=3.0)
@@ -242,19 +250,6 @@ class Job:
     dst: Path
     video: bool
     size: tuple[int, int] = (0, 0)  # stored (width, height) from the header, for batching
-
-
-def _header(path: Path) -> tuple[int, int]:
-    """(width, height) after EXIF rotation, reading only the header; one-line errors."""
-    try:
-        with Image.open(path) as image:
-            w, h = image.size
-            orientation = image.getexif().get(0x0112, 1)
-    except UnidentifiedImageError:
-        raise FastNSTError(f"{path} is not an image PIL can read") from None
-    except OSError as err:
-        raise FastNSTError(f"cannot read {path} ({err})") from None
-    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
 def _supported(path: Path) -> bool:
@@ -311,7 +306,7 @@ def make_folder(folder: Path) -> None:
 
 def plan_jobs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *, style: str,
               pattern: str = DEFAULT_PATTERN, recursive: bool = False,
-              overwrite: bool = False) -> list[Job]:
+              overwrite: bool = False, max_pixels: int | None = MAX_PIXELS) -> list[Job]:
     """Map every input to its output path and check everything before any work starts.
 
     One file input and an output with an extension: that file. Otherwise `output` is a folder
@@ -333,8 +328,19 @@ def plan_jobs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
             rel = src.parent.relative_to(root) if src.is_relative_to(root) else Path()
             dst = out / rel / output_name(src, pattern, style)
         jobs.append(Job(src, dst, video))
+    _check_inputs(jobs, max_pixels)
     _check_outputs(jobs, overwrite)
     return jobs
+
+
+def _check_inputs(jobs: list[Job], max_pixels: int | None) -> None:
+    """Read every input's header (image size, or that a video really is one) before any
+    output is written."""
+    for job in jobs:
+        if job.video:
+            probe(job.src)
+        else:
+            job.size = image_header(job.src, max_pixels)
 
 
 def _check_outputs(jobs: list[Job], overwrite: bool) -> None:
@@ -355,9 +361,6 @@ def _check_outputs(jobs: list[Job], overwrite: bool) -> None:
             output_format(job.dst)
     for folder in sorted({j.dst.parent for j in jobs}):
         make_folder(folder)
-    for job in jobs:
-        if not job.video:
-            job.size = _header(job.src)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -382,6 +385,7 @@ class StylizeOptions:
     channels_last: bool = False
     compile: bool = False
     batch_size: int = 4
+    max_pixels: int | None = MAX_PIXELS  # larger images are refused (0 or None: no limit)
     pattern: str = DEFAULT_PATTERN
     recursive: bool = False
     overwrite: bool = False
@@ -395,6 +399,8 @@ class StylizeOptions:
             raise FastNSTError(f"--strength must be between 0 and 1, got {self.strength}")
         if self.batch_size < 1:
             raise FastNSTError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.max_pixels is not None and self.max_pixels < 0:
+            raise FastNSTError(f"--max-pixels must be >= 0 (0: no limit), got {self.max_pixels}")
         target_size(8, 8, size=self.size, scale=self.scale)
         if self.tile is not None:
             check_tiling(self.tile, self.overlap_for(self.tile))
@@ -473,7 +479,8 @@ def stylize_images(jobs: list[Job], pipeline: Pipeline) -> list[Path]:
     written = []
     bar = tqdm(total=len(jobs), desc="images", unit="img", disable=not o.progress or len(jobs) < 2)
     for batch in _batches(jobs, pipeline):
-        pixels = [load_pixels(j.src, size=o.size, scale=o.scale) for j in batch]
+        pixels = [load_pixels(j.src, size=o.size, scale=o.scale, max_pixels=o.max_pixels)
+                  for j in batch]
         if len({p.shape for p in pixels}) > 1:  # header lied (rare): fall back to one by one
             results = [pipeline.pixels(p) for p in pixels]
         elif len(batch) == 1:
@@ -494,7 +501,8 @@ def stylize_paths(model: str | os.PathLike | StyleModel, inputs: Sequence[str | 
     if not isinstance(model, StyleModel):
         model = load_model(model)
     jobs = plan_jobs(inputs, output, style=model.style, pattern=options.pattern,
-                     recursive=options.recursive, overwrite=options.overwrite)
+                     recursive=options.recursive, overwrite=options.overwrite,
+                     max_pixels=options.max_pixels)
     pipeline = Pipeline(model, options)
     written = stylize_images([j for j in jobs if not j.video], pipeline)
     for job in (j for j in jobs if j.video):

@@ -136,13 +136,24 @@ class TransformerNet(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         h, w = images.shape[-2:]
-        pad_h, pad_w = (-h) % 4, (-w) % 4
+        pad_h, pad_w = padding(h), padding(w)
         x = images * self.config.pixel_scale
         if pad_h or pad_w:
             mode = "reflect" if min(h, w) > max(pad_h, pad_w) else "replicate"
             x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
         y = self._body(x)[..., :h, :w] / self.config.pixel_scale
         return self._map_output(y)
+
+
+# The network pads every side to a multiple of 4 (two stride-2 convs, two 2x upsamplings) and
+# to at least 8 px: its 9x9 convolutions reflection-pad 4 px, which needs a side of 5 or more.
+# Smaller images (down to 1 px) are padded by repeating their edge and cropped back.
+MIN_SIDE = 8
+
+
+def padding(side: int) -> int:
+    """Pixels added after a side of `side` px (the output is cropped back)."""
+    return max(MIN_SIDE, side + (-side) % 4) - side
 
 
 EXPORT_FORMAT = "fast_nst.transformer"

@@ -103,8 +103,7 @@ def _download_imagenet_features() -> nn.Sequential:
     except (OSError, RuntimeError) as err:  # URLError is an OSError
         raise FastNSTError(
             f"could not download torchvision's VGG19 weights ({type(err).__name__}); "
-            "when offline pass a local file, e.g. vgg.weights=../shared/weights/"
-            "vgg19-caffe-rgb255-features.pth"
+            "offline, use the Caffe VGG19 on disk: vgg=caffe (or vgg.weights=FILE)"
         ) from None
 
 
@@ -219,3 +218,19 @@ class VGGEncoder(nn.Module):
 def deepest(layers: Sequence[str]) -> str:
     """The deepest of some layer names (the one that decides the encoder's cost)."""
     return max(layers, key=layer_index)
+
+
+def min_side(layers: Iterable[str]) -> int:
+    """The smallest image side that still reaches the deepest of `layers`: every pool before it
+    halves the image, and a side that reaches 0 stops the forward pass."""
+    last = max(layer_index(name) for name in layers)
+    return 2 ** sum(1 for name in LAYER_NAMES[:last] if name.startswith("pool"))
+
+
+def check_side(layers: Iterable[str], height: int, width: int, what: str, fix: str) -> None:
+    """One-line error when an image is too small for the deepest of `layers`."""
+    layers = list(layers)
+    need = min_side(layers)
+    if min(height, width) < need:
+        raise FastNSTError(f"the {what} is {width}x{height} px, too small for VGG layer "
+                           f"{canonical_layer(deepest(layers))} (short side >= {need}); {fix}")

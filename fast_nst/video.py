@@ -75,6 +75,12 @@ def _open(path: Path) -> av.container.InputContainer:
     if not container.streams.video:
         container.close()
         raise FastNSTError(f"{path} has no video stream")
+    kind = container.format.name
+    if kind == "image2" or kind.endswith("_pipe"):  # FFmpeg's still-image demuxers
+        container.close()
+        name = kind.removesuffix("_pipe").upper()
+        raise FastNSTError(f"{path} is a {name} image, not a video; rename it with its image "
+                           f"extension (e.g. .{'jpg' if name == 'JPEG' else name.lower()})")
     return container
 
 

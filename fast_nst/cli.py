@@ -1,0 +1,168 @@
+"""The glue between Hydra and every fast_nst Hydra app (train.py, gatys, experiments, compare,
+flicker): config mistakes as one line with exit status 2, and library logs in the run's log.
+
+Hydra reports its own errors (an unknown key, an unknown group option, an override it cannot
+parse) as several lines and exit status 1 inside `hydra._internal.utils.run_and_report`, unless
+the environment variable HYDRA_FULL_ERROR is set: then it re-raises them unchanged. `hydra_app`
+sets it for the duration of the call, so the exception reaches this module, which turns it into
+`error: ...` (naming the key and the valid choices) like every other user mistake.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from fast_nst.errors import FastNSTError, exit_on_user_error, find_user_error, one_line
+
+Task = Callable[[Any], Any]
+# Lightning's loggers keep their own console handler and do not propagate to the root logger,
+# where Hydra puts the run's log file; they get the file handler here.
+LIBRARY_LOGGERS = ("pytorch_lightning", "lightning_fabric")
+_MAX_LISTED = 40  # valid keys named in one error line
+
+
+def hydra_app(config_path: str, config_name: str) -> Callable[[Task], Callable[[], None]]:
+    """`hydra.main` for fast_nst apps: one-line errors (exit 2), Ctrl-C as one line (exit 130),
+    Lightning's log records in Hydra's `<run dir>/<app>.log` and on stdout."""
+
+    def decorate(task: Task) -> Callable[[], None]:
+        import hydra
+
+        # Relative to the app's file, made absolute: Hydra resolves a relative path against a
+        # package when the app is imported (`fast_nst.gatys.main()` from Python or a test).
+        folder = (Path(inspect.getfile(task)).resolve().parent / config_path).resolve()
+
+        # Inside the job: mistakes found while it runs (Hydra would add a line of its own to a
+        # job that raises, so they exit here).
+        @functools.wraps(task)
+        @exit_on_user_error
+        @_config_errors_as_user_errors
+        def job(cfg: Any) -> Any:
+            route_library_logs()
+            return task(cfg)
+
+        hydra_main = hydra.main(config_path=str(folder), config_name=config_name,
+                                version_base="1.3")(job)
+
+        # Outside: mistakes Hydra finds while composing the config, before the job starts.
+        @functools.wraps(task)
+        @exit_on_user_error
+        @_config_errors_as_user_errors
+        def main() -> None:
+            with _hydra_reraises():
+                hydra_main()
+
+        return main
+
+    return decorate
+
+
+def _config_errors_as_user_errors(func: Callable) -> Callable:
+    """Re-raise a config mistake (see `describe_config_error`) as a one-line FastNSTError."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except Exception as err:
+            message = None if find_user_error(err) else describe_config_error(err)
+            if message is None:
+                raise
+            raise FastNSTError(message) from None
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def _hydra_reraises() -> Iterator[None]:
+    """HYDRA_FULL_ERROR=1 for the call: Hydra raises instead of printing and exiting 1."""
+    before = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = before
+
+
+def describe_config_error(err: BaseException) -> str | None:
+    """One line for a config mistake Hydra or OmegaConf raised; None for anything else."""
+    from hydra.errors import (
+        HydraException,
+        InstantiationException,
+        MissingConfigException,
+        OverrideParseException,
+    )
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+    cause = err.__cause__
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file:
+        group, _, name = str(err.missing_cfg_file).rpartition("/")
+        if err.options:
+            return (f"unknown {group or 'config'} option {name!r}; choose one of: "
+                    f"{', '.join(err.options)}")
+        return f"cannot load config {err.missing_cfg_file!r}: {_first_line(err)}"
+    if isinstance(err, OverrideParseException):
+        return f"cannot parse the override {err.override!r}: {_first_line(err)}"
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key:
+        return _unknown_key(cause)
+    if isinstance(err, InstantiationException):
+        # Config values that do not fit a constructor (e.g. +trainer.foo=1) are user mistakes;
+        # anything else raised while building is a bug and keeps its traceback.
+        if isinstance(cause, TypeError):
+            target = re.search(r"target '([^']+)'", str(err))
+            what = target.group(1) if target else "an object"
+            return f"the config does not fit {what}: {_first_line(cause)}"
+        return None
+    if isinstance(err, (HydraException, OmegaConfBaseException)):
+        detail = f" ({_first_line(cause)})" if cause is not None else ""
+        return f"config error: {_first_line(err)}{detail}"
+    return None
+
+
+def _unknown_key(cause: Any) -> str:
+    key = str(cause.full_key)
+    parent = cause.parent_node
+    valid = []
+    if parent is not None and hasattr(parent, "keys"):
+        valid = sorted(str(k) for k in parent.keys() if k not in ("_target_", "hydra"))
+    where = key.rpartition(".")[0] or "the config"
+    listed = ", ".join(valid[:_MAX_LISTED]) + (", ..." if len(valid) > _MAX_LISTED else "")
+    choices = f"; valid keys in {where}: {listed}" if valid else ""
+    return f"unknown config key {key!r}{choices} (to add a new key write +{key}=VALUE)"
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return one_line(text[0]) if text else type(err).__name__
+
+
+def route_library_logs() -> None:
+    """Send Lightning's log records to Hydra's log file (they bypass the root logger) and its
+    console output to stdout, so stderr carries only warnings and errors."""
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.propagate:
+            continue  # the root logger's handlers (Hydra's console and file) already get it
+        for handler in logger.handlers:
+            if type(handler) is logging.StreamHandler and handler.stream in (sys.stderr,
+                                                                            sys.__stderr__):
+                handler.setStream(sys.stdout)
+        for handler in list(logger.handlers):  # an earlier job's file (multirun, tests)
+            if isinstance(handler, logging.FileHandler) and handler not in files:
+                logger.removeHandler(handler)
+        for handler in files:
+            if handler not in logger.handlers:
+                logger.addHandler(handler)
