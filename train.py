@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from fast_nst.device import trainer_precision
 from fast_nst.errors import exit_on_user_error
 
 
@@ -18,7 +19,8 @@ def main(cfg: DictConfig) -> None:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     module = instantiate(cfg.module)
-    trainer = instantiate(cfg.trainer)
+    # precision: auto is resolved here, from the device that will train (fast_nst.device).
+    trainer = instantiate(cfg.trainer, precision=trainer_precision(cfg.trainer))
     # weights_only: a checkpoint is read without running code (see fast_nst.safe_load).
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
 
