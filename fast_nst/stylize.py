@@ -6,6 +6,7 @@ images (tiled, see `fast_nst.tiling`) and videos (`fast_nst.video`).
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
@@ -155,10 +156,25 @@ def check_precision(device: torch.device, precision: str) -> torch.dtype:
     return PRECISIONS[precision]
 
 
+class Float32(torch.nn.Module):
+    """Runs `module` in float32 under autocast. For the network's first convolution: it sees
+    the pixels themselves, and rounding them to bf16 (8-bit mantissa), amplified by the
+    instance norm after it, costs 5-15 dB of PSNR against float32 for 5% of the work."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return self.module(x.float())
+
+
 class Stylizer:
     """The network on a device at a precision: (B, 3, H, W) 0..1 in, float32 CPU 0..1 out.
 
-    bf16/fp16 run under autocast (weights stay fp32, so norms and the output stay accurate);
+    bf16/fp16 run under autocast (weights stay fp32, so norms and the output stay accurate),
+    the first convolution in float32 (on a copy of the network, see `Float32`);
     `compile` uses torch.compile with weight freezing: the fastest CPU path (see the benchmark).
     Compiled graphs are specialised per input size, so tiles of one size compile once;
     `compile_shapes` limits compiling to those (batch, height, width), the rest run eager.
@@ -172,6 +188,9 @@ class Stylizer:
         self.channels_last = channels_last
         self.compile_shapes = compile_shapes
         net = net.eval().to(self.device)
+        if self.dtype != torch.float32:
+            net = copy.deepcopy(net)
+            net.conv1 = Float32(net.conv1)
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.net = net
