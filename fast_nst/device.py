@@ -178,15 +178,18 @@ def trainer_precision(trainer: Any) -> str:
 # ---------------------------------------------------------------------------------------------
 # The stylization fast path
 
-# Compiling one input shape pays once the pixels that go through it exceed this: on 2 cores of
-# a Zen 4 a compile (warm inductor cache) costs about as much as 4 megapixels of eager work.
-COMPILE_MIN_PIXELS = 4_000_000
+# Compiling one input shape pays once the pixels that go through it exceed this, per thread:
+# on a Zen 4 (2 threads) a compile costs 10 s with a warm inductor cache and 30-45 s with an
+# empty one, and saves about 1 s per megapixel over eager bf16 (docs/speed.md).
+COMPILE_PIXELS_PER_THREAD = 8_000_000
 
 
 def worth_compiling(shape: tuple[int, ...], calls: int) -> bool:
     """A compiled shape costs one slow first call; it pays with several calls and enough work
-    (`shape` = (batch, height, width) of one call)."""
-    return calls >= 2 and calls * math.prod(shape) >= COMPILE_MIN_PIXELS
+    (`shape` = (batch, height, width) of one call). More threads make each pixel cheaper and
+    the compile no cheaper, so the bar rises with them."""
+    need = COMPILE_PIXELS_PER_THREAD * max(1, torch.get_num_threads())
+    return calls >= 2 and calls * math.prod(shape) >= need
 
 
 @dataclass(frozen=True)
@@ -212,14 +215,15 @@ def choose_fast_path(device: torch.device, *, precision: str = "auto",
                      work: Mapping[tuple[int, int, int], int] | None = None) -> FastPath:
     """The fastest correct path on `device` for `work`, {(batch, height, width): calls}.
 
-    bf16 (fp16 on older CUDA GPUs) + channels-last where the hardware runs it natively,
-    float32 elsewhere; torch.compile (CPU and CUDA) for the shapes whose work repays a compile,
-    so one small image never waits for one. Explicit values win.
+    bf16 where the hardware runs it natively (fp16 on older CUDA GPUs), float32 elsewhere;
+    channels-last on CUDA GPUs (tensor cores; on a CPU the bf16 network is faster without);
+    torch.compile (CPU and CUDA) for the shapes whose work repays a compile, so one image
+    never waits for one. Explicit values win.
     """
     resolved = resolve_precision(precision, device)
     reason = resolved.reason if resolved.reason != "explicit" else f"--precision {precision}"
     if channels_last is None:
-        channels_last = resolved.short != "fp32" and device.type in ("cpu", "cuda")
+        channels_last = resolved.short != "fp32" and device.type == "cuda"
     shapes = None
     if compile is None:
         shapes = frozenset(s for s, n in (work or {}).items() if worth_compiling(s, n))

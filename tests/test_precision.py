@@ -140,15 +140,23 @@ def test_every_trainer_config_and_recipe_defaults_to_auto(overrides) -> None:
 
 # ---------------------------------------------------------------------------- stylize
 
-BIG_FOLDER = Counter({(4, 512, 512): 4})  # 16 images of 512 px in batches of 4
+BIG_FOLDER = Counter({(4, 512, 512): 40})  # 160 images of 512 px in batches of 4
+SMALL_FOLDER = Counter({(4, 512, 512): 4})  # 16 images: a compile would not pay
 ONE_IMAGE = Counter({(1, 512, 512): 1})
 
 
+@pytest.fixture(autouse=True)
+def two_threads(monkeypatch) -> None:
+    """The compile threshold scales with the threads; fix them."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+
+
 @pytest.mark.parametrize("case, work, expected", [
-    ("native bf16, one image", ONE_IMAGE, ("bf16", True, False)),
-    ("native bf16, a folder", BIG_FOLDER, ("bf16", True, True)),
+    ("native bf16, one image", ONE_IMAGE, ("bf16", False, False)),
+    ("native bf16, a small folder", SMALL_FOLDER, ("bf16", False, False)),
+    ("native bf16, a big folder", BIG_FOLDER, ("bf16", False, True)),
     ("no native bf16, one image", ONE_IMAGE, ("fp32", False, False)),
-    ("no native bf16, a folder", BIG_FOLDER, ("fp32", False, True)),
+    ("no native bf16, a big folder", BIG_FOLDER, ("fp32", False, True)),
 ])
 def test_stylize_auto_path_per_cpu_and_workload(monkeypatch, case, work, expected) -> None:
     monkeypatch.setattr(hw, "cpu_native_bf16", lambda: case.startswith("native"))
@@ -170,17 +178,22 @@ def test_stylize_auto_path_on_mps_is_float32_eager() -> None:
     assert (path.precision, path.channels_last, path.compile) == ("fp32", False, False)
 
 
-def test_only_shapes_with_enough_work_are_compiled(zen4) -> None:
-    work = Counter({(4, 512, 512): 4, (1, 512, 512): 1, (1, 768, 768): 30, (2, 64, 64): 50})
-    assert hw.choose_fast_path(CPU, work=work).shapes == {(4, 512, 512), (1, 768, 768)}
+def test_only_shapes_with_enough_work_are_compiled(monkeypatch, zen4) -> None:
+    work = Counter({(4, 512, 512): 20, (1, 512, 512): 1, (1, 768, 768): 30, (2, 64, 64): 50,
+                    (1, 1024, 1024): 16})
+    assert hw.choose_fast_path(CPU, work=work).shapes == {(4, 512, 512), (1, 768, 768),
+                                                          (1, 1024, 1024)}
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 16)  # each pixel 8x cheaper
+    assert hw.choose_fast_path(CPU, work=Counter({(1, 768, 768): 300, (4, 512, 512): 20})
+                               ).shapes == {(1, 768, 768)}
 
 
 def test_explicit_stylize_flags_win(zen4) -> None:
     path = hw.choose_fast_path(CPU, precision="fp32", compile=False, work=BIG_FOLDER)
     assert (path.precision, path.channels_last, path.compile) == ("fp32", False, False)
-    path = hw.choose_fast_path(CPU, compile=True, channels_last=False, work=ONE_IMAGE)
+    path = hw.choose_fast_path(CPU, compile=True, channels_last=True, work=ONE_IMAGE)
     assert (path.precision, path.channels_last, path.compile, path.shapes) == (
-        "bf16", False, True, None)  # an explicit --compile compiles every shape
+        "bf16", True, True, None)  # an explicit --compile compiles every shape
 
 
 def write_photos(folder: Path, n: int, h: int, w: int, stem: str = "") -> None:
@@ -323,3 +336,17 @@ def test_bench_stylize_memory_0x0_in_a_real_process() -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "error: --memory sides must be at least 32 px, got '0x0'"]
+
+
+def test_cpu_bf16_runs_a_bf16_copy_with_a_float32_first_layer() -> None:
+    torch.manual_seed(0)
+    net = TransformerNet(NetConfig(width="half", n_residual=1)).eval()
+    stylizer = Stylizer(net, device="cpu", precision="bf16")
+    low = stylizer.net
+    assert low.conv1.module.conv2d.weight.dtype == low.in1.module.weight.dtype == torch.float32
+    assert low.conv2.conv2d.weight.dtype == low.deconv3.conv2d.weight.dtype == torch.bfloat16
+    assert net.conv2.conv2d.weight.dtype == torch.float32  # the caller's network is untouched
+    x = torch.rand(2, 3, 32, 40)
+    out, ref = stylizer(x), net(x).detach()
+    assert out.dtype == torch.float32 and out.shape == ref.shape
+    assert 0 < (out - ref).abs().max() < 0.05
