@@ -12,6 +12,8 @@ Flags of pytorch/examples `neural_style.py eval` also work: --content-image, --o
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 
 from fast_nst.errors import FastNSTError, exit_on_user_error
 from fast_nst.export import export_file
@@ -44,10 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "(matches untiled output; about 7x slower)")
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
     p.add_argument("--cuda", type=int, choices=(0, 1), help="examples' flag: 1 = --device cuda")
-    p.add_argument("--precision", default="fp32", choices=tuple(PRECISIONS))
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the network (slow first call; fastest on CPU with bf16)")
+    p.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS),
+                   help="auto (default): bf16 where the hardware runs it natively (GPUs, CPUs "
+                   "with AVX512-BF16/AMX), fp16 on older GPUs, else fp32")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="NHWC layout (default: with bf16/fp16)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the network (slow first call; default: when many "
+                   "same-size images, tiles or frames repay it)")
     p.add_argument("--batch-size", type=int, default=4, help="same-size images per forward")
     p.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                    help=f"refuse larger images, a guard against decompression bombs "
@@ -63,9 +69,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Stderr(logging.Handler):
+    """The chosen fast path and warnings, one line each on the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        prefix = "warning: " if record.levelno >= logging.WARNING else ""
+        print(prefix + record.getMessage(), file=sys.stderr)
+
+
+def show_messages() -> None:
+    logger = logging.getLogger("fast_nst")
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        logger.addHandler(_Stderr())
+    logger.setLevel(logging.INFO)
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    show_messages()
     if args.export_onnx:
         args.export, args.output = "onnx", args.export_onnx
     if args.output is None:

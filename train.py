@@ -10,6 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from fast_nst.cli import hydra_app
+from fast_nst.device import trainer_precision
 
 
 @hydra_app(config_path="conf", config_name="config")
@@ -26,7 +27,8 @@ def main(cfg: DictConfig) -> None:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     module = instantiate(cfg.module)
-    trainer = instantiate(cfg.trainer)
+    # precision: auto is resolved here, from the device that will train (fast_nst.device).
+    trainer = instantiate(cfg.trainer, precision=trainer_precision(cfg.trainer))
     fit(trainer, module, datamodule, cfg.ckpt_path)  # checkpoints load with weights_only
 
 

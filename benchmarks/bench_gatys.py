@@ -13,15 +13,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from fast_nst.gatys import GatysConfig, VGGConfig, build_loss, make_optimizer, optimize
-from fast_nst.io import load_image
-from fast_nst.vgg import deepest
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fast_nst.device import describe_hardware, pick_device  # noqa: E402
+from fast_nst.errors import ArgumentParser, FastNSTError, exit_on_user_error  # noqa: E402
+from fast_nst.gatys import (  # noqa: E402
+    GatysConfig,
+    VGGConfig,
+    build_loss,
+    make_optimizer,
+    optimize,
+)
+from fast_nst.io import load_image  # noqa: E402
+from fast_nst.vgg import deepest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FAST_NST_SHARED", ROOT.parent / "shared"))
@@ -71,18 +81,29 @@ def bench(size: int, steps: int, warmup: int, weights: str, device: torch.device
             "vgg": per_pass, "ratio": per_step / per_pass}
 
 
+def check_args(args: argparse.Namespace) -> torch.device:
+    """Bad values are one-line errors before any work starts; returns the device."""
+    if min(args.sizes) < 32:
+        raise FastNSTError(f"--sizes must each be at least 32 px, got {min(args.sizes)}")
+    if args.steps < 1 or args.warmup < 0:
+        raise FastNSTError("--steps must be at least 1 and --warmup at least 0")
+    if args.weights != "random" and not Path(args.weights).is_file():
+        raise FastNSTError(f"VGG19 weights not found: {args.weights}; pass --weights random")
+    return pick_device(args.device)
+
+
+@exit_on_user_error
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--steps", type=int, default=20, help="timed steps per size")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--weights", default=str(WEIGHTS) if WEIGHTS.is_file() else "random")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
-    device = torch.device(args.device)
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else \
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    print(f"device: {device} ({where}); torch {torch.__version__}; weights: "
+    device = check_args(args)
+    print(describe_hardware())
+    print(f"device: {device}; weights: "
           f"{Path(args.weights).name}; {args.steps} timed steps after {args.warmup} warm-up\n")
     print("| output (long side) | deepest layer | s / L-BFGS step | VGG evals / step "
           "| s / VGG fwd+bwd | step / fwd+bwd |")

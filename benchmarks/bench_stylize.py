@@ -29,6 +29,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fast_nst.device import describe_hardware  # noqa: E402
+from fast_nst.errors import ArgumentParser, FastNSTError, exit_on_user_error  # noqa: E402
 from fast_nst.export import export_file  # noqa: E402
 from fast_nst.stylize import (  # noqa: E402
     StyleModel,
@@ -80,9 +82,9 @@ def candidates(net: TransformerNet, workdir: Path) -> dict[str, Path_]:
     """Name -> a function (1, 3, H, W) -> stylized, each an inference path users can pick."""
     paths = {
         "fp32 eager": Stylizer(net, device="cpu"),
-        "bf16 + channels_last": Stylizer(net, device="cpu", precision="bf16",
-                                         channels_last=True),
+        "bf16": Stylizer(net, device="cpu", precision="bf16"),
         "compile fp32": Stylizer(net, device="cpu", compile=True),
+        "compile bf16": Stylizer(net, device="cpu", precision="bf16", compile=True),
         "compile bf16 + channels_last": Stylizer(net, device="cpu", precision="bf16",
                                                  channels_last=True, compile=True),
     }
@@ -156,7 +158,8 @@ def memory_child(width: int, height: int, tile: int, precision: str) -> None:
         model = StyleModel(random_net(), "bench", "export", src)
         before = peak_rss_mib()
         start = time.perf_counter()
-        opts = StylizeOptions(device="cpu", precision=precision, tile=tile, progress=False)
+        opts = StylizeOptions(device="cpu", precision=precision, tile=tile, progress=False,
+                              channels_last=False, compile=False)
         stylize_paths(model, [src], Path(tmp) / "out.png", opts)
         seconds = time.perf_counter() - start
         peak = peak_rss_mib()
@@ -174,25 +177,59 @@ def memory_row(width: int, height: int, tile: int, precision: str) -> str:
             f"{r['before_mib']:.0f} | {r['peak_mib']:.0f} | {verdict} |")
 
 
+def sizes_arg(text: str) -> list[int]:
+    """`256,512` -> [256, 512]; each a side of at least 16 px."""
+    try:
+        sizes = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise FastNSTError(f"--sizes must be comma-separated integers, got {text!r}") from None
+    if not sizes or min(sizes) < 16:
+        raise FastNSTError(f"--sizes must each be at least 16 px, got {text!r}")
+    return sizes
+
+
+def image_arg(text: str) -> tuple[int, int]:
+    """`4000x3000` -> (4000, 3000); each side at least 32 px (the smallest tile)."""
+    try:
+        w, h = map(int, text.lower().split("x"))
+    except ValueError:
+        raise FastNSTError(f"--memory must be WIDTHxHEIGHT, e.g. 4000x3000, got {text!r}") from None
+    if min(w, h) < 32:
+        raise FastNSTError(f"--memory sides must be at least 32 px, got {text!r}")
+    return w, h
+
+
+def check_args(args: argparse.Namespace) -> None:
+    if args.repeats < 1:
+        raise FastNSTError(f"--repeats must be at least 1, got {args.repeats}")
+    if args.tile < 32:
+        raise FastNSTError(f"--tile must be at least 32 px, got {args.tile}")
+
+
+@exit_on_user_error
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--sizes", default="256,512,1024")
+    p = ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", default="256,512,1024", help="comma-separated sides (px)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--memory", default="4000x3000", help="WxH of the tiled memory run")
     p.add_argument("--tile", type=int, default=768)
-    p.add_argument("--precision", default="fp32")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                   help="of the memory run")
     p.add_argument("--skip", default="", help="comma-separated paths to leave out")
     p.add_argument("--tiny", action="store_true", help="smoke test: 64/96 px, 400x300 memory")
+    p.add_argument("--no-memory", action="store_true", help="leave out the memory run")
     p.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.memory_child:
-        w, h = map(int, args.memory_child.split("x"))
+        w, h = image_arg(args.memory_child)
         memory_child(w, h, args.tile, args.precision)
         return
     if args.tiny:
         args.sizes, args.repeats, args.memory, args.tile = "64,96", 1, "400x300", 128
-    sizes = [int(s) for s in args.sizes.split(",")]
+    check_args(args)
+    sizes, (w, h) = sizes_arg(args.sizes), image_arg(args.memory)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    print(describe_hardware() + "\n")
     print(f"## Stylization speed (full-width network, random weights; torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads)\n")
     table, summary = speed_table(sizes, args.repeats, skip)
@@ -203,7 +240,8 @@ def main() -> None:
             print(f"- {size} px: fastest path with PSNR >= {PSNR_TARGET:.0f} dB is "
                   f"**{s['best']}**: {s['fp32_ms'] / s['best_ms']:.2f}x fp32 eager "
                   f"({s['best_ms']:.0f} vs {s['fp32_ms']:.0f} ms), PSNR {s['best_psnr']:.1f} dB")
-    w, h = map(int, args.memory.split("x"))
+    if args.no_memory:
+        return
     print(f"\n## Peak memory of a tiled {w} x {h} image (fresh process, PNG in and out)\n")
     print("| image | tiles | precision | seconds | RSS before (MiB) | peak RSS (MiB) | "
           "< 2 GiB |\n|---|---|---|---|---|---|---|")

@@ -5,6 +5,7 @@ same data) as CSV + PNG. Prints Markdown tables.
     python benchmarks/bench_train.py                     # 256 px, batch 4, 200-step curves
     python benchmarks/bench_train.py --size 64 --steps 2 --rounds 1 --curve-steps 5   # a check
     python benchmarks/bench_train.py --allocator glibc --curve-steps 0   # without CPUMemory
+    python benchmarks/bench_train.py --precisions 32-true,auto --widths half --curve-steps 0
 
 Uses the real training step (Lightning Trainer + StyleTransferModule + the CPUMemory callback
 that `train.py` uses, Caffe VGG19 from ../shared, Johnson layers to relu4_3, default loss
@@ -31,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fast_nst.data import ImageDataModule  # noqa: E402
-from fast_nst.errors import FastNSTError, exit_on_user_error  # noqa: E402
+from fast_nst.device import describe_hardware, resolve_precision, trainer_device  # noqa: E402
+from fast_nst.errors import ArgumentParser, FastNSTError, exit_on_user_error  # noqa: E402
 from fast_nst.experiments import pyplot, save_figure  # noqa: E402
 from fast_nst.module import CPUMemory, StyleTransferModule  # noqa: E402
 
@@ -95,21 +97,32 @@ def plot(curves: dict[str, list[float]], path: Path, width: str) -> None:
     save_figure(fig, path)
 
 
+def precision_names(text: str) -> dict[str, str]:
+    """`32-true,auto` -> {label: Lightning precision}; auto resolved as train.py does it."""
+    device = trainer_device("auto")
+    names = {}
+    for value in text.split(","):
+        resolved = resolve_precision(value, device).name
+        names[f"auto -> {resolved}" if value == "auto" else value] = resolved
+    return names
+
+
 def time_configurations(images: torch.Tensor, args: argparse.Namespace,
                         common: dict) -> list[tuple[str, str, float, float]]:
-    """(width, precision, median s/step, speed-up vs fp32), configurations taking turns."""
-    widths = args.widths.split(",")
-    times: dict[tuple[str, str], list[float]] = {(w, p): [] for w in widths for p in PRECISIONS}
+    """(width, precision, median s/step, speed-up vs the first), configurations taking turns."""
+    widths, precisions = args.widths.split(","), precision_names(args.precisions)
+    times: dict[tuple[str, str], list[float]] = {(w, p): [] for w in widths for p in precisions}
     for round_ in range(1, args.rounds + 1):
         for width, precision in times:
-            timer = train(images, width=width, precision=precision, steps=args.steps,
-                          warmup=args.warmup, **common)
+            timer = train(images, width=width, precision=precisions[precision],
+                          steps=args.steps, warmup=args.warmup, **common)
             times[width, precision] += timer.times
             print(f"round {round_}: {width} {precision}: "
                   + " ".join(f"{t:.2f}" for t in timer.times) + " s/step",
                   file=sys.stderr, flush=True)
     median = {key: statistics.median(values) for key, values in times.items()}
-    return [(w, p, median[w, p], median[w, PRECISIONS[0]] / median[w, p]) for w, p in times]
+    first = next(iter(precisions))
+    return [(w, p, median[w, p], median[w, first] / median[w, p]) for w, p in times]
 
 
 @torch.no_grad()
@@ -153,16 +166,40 @@ def print_table(rows: list[tuple[str, str, float, float]], args: argparse.Namesp
     print(f"\nTraining throughput, {args.size} px, batch {args.batch}, median of "
           f"{args.rounds} x {args.steps} timed steps (each after {args.warmup} warm-up), "
           f"allocator {args.allocator}, {device}:\n")
-    print("| width | precision | s/step | images/s | speed-up vs fp32 |")
+    first = args.precisions.split(",")[0]
+    print(f"| width | precision | s/step | images/s | speed-up vs {first} |")
     print("|---|---|---|---|---|")
     for width, precision, per_step, speedup in rows:
         print(f"| {width} | {precision} | {per_step:.3f} | {args.batch / per_step:.2f} | "
               f"{speedup:.2f}x |")
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Bad values are one-line errors before any work starts."""
+    for name, least in (("size", 32), ("batch", 1), ("steps", 0), ("warmup", 0), ("rounds", 1),
+                        ("curve_steps", 0), ("images", 1)):
+        if getattr(args, name) < least:
+            raise FastNSTError(f"--{name.replace('_', '-')} must be at least {least}, "
+                               f"got {getattr(args, name)}")
+    for flag in ("widths", "curve_widths"):
+        bad = set(getattr(args, flag).split(",")) - {"full", "half"}
+        if bad:
+            raise FastNSTError(f"--{flag.replace('_', '-')} takes full and/or half, "
+                               f"not {', '.join(sorted(bad))}")
+    known = {"auto", "32", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true"}
+    bad = set(args.precisions.split(",")) - known
+    if bad:
+        raise FastNSTError(f"--precisions: unknown {', '.join(sorted(bad))}; use "
+                           f"{', '.join(sorted(known))}")
+    if args.vgg not in ("imagenet", "random") and not Path(args.vgg).is_file():
+        raise FastNSTError(f"VGG19 weights not found: {args.vgg}; pass --vgg imagenet (online)")
+    if not args.style.is_file():
+        raise FastNSTError(f"style image not found: {args.style}")
+
+
 @exit_on_user_error
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=256, help="training crop (px)")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=6,
@@ -175,6 +212,8 @@ def main() -> None:
     parser.add_argument("--curve-steps", type=int, default=200, help="0 skips the curves")
     parser.add_argument("--curve-widths", default="full,half")
     parser.add_argument("--widths", default="full,half")
+    parser.add_argument("--precisions", default=",".join(PRECISIONS),
+                        help="timed precisions, the first is the reference; auto = train.py's")
     parser.add_argument("--images", type=int, default=64, help="photos cropped into memory")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--vgg", default=str(SHARED / "weights" /
@@ -183,8 +222,8 @@ def main() -> None:
                         "starry_night.jpg")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out" / "train")
     args = parser.parse_args()
-    if args.vgg not in ("imagenet", "random") and not Path(args.vgg).is_file():
-        raise FastNSTError(f"VGG19 weights not found: {args.vgg}; pass --vgg imagenet (online)")
+    check_args(args)
+    print(describe_hardware())
     args.out.mkdir(parents=True, exist_ok=True)
     need = max(args.batch * (args.warmup + args.steps), args.batch * args.curve_steps)
     images = crops(min(args.images, need), args.size, args.seed)

@@ -20,6 +20,7 @@ import itertools
 import json
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ from fast_nst.gatys import (
 )
 from fast_nst.io import atomic_path
 from fast_nst.losses import PerceptualLoss
-from fast_nst.stylize import StyleModel, bundled_models, load_model
+from fast_nst.stylize import StyleModel, Stylizer, bundled_models, load_model
 
 
 @dataclass
@@ -107,7 +108,8 @@ def gatys_config(model: StyleModel, content: str, size: int, vgg: dict[str, Any]
         tv_weight=loss["tv_weight"], optimizer="lbfgs", vgg=VGGConfig(**vgg), **overrides))
 
 
-def time_forward(net: torch.nn.Module, image: Tensor, repeats: int = 3) -> tuple[Tensor, float]:
+def time_forward(net: Callable[[Tensor], Tensor], image: Tensor, repeats: int = 3
+                 ) -> tuple[Tensor, float]:
     """The network's output and its best-of-`repeats` forward time (after one warm-up)."""
     with torch.inference_mode():
         output = net(image)
@@ -123,11 +125,14 @@ def time_forward(net: torch.nn.Module, image: Tensor, repeats: int = 3) -> tuple
 
 def network_losses(model: StyleModel, cfg: GatysConfig, loss: PerceptualLoss,
                    device: torch.device) -> tuple[dict[str, float], float]:
-    """The network's output scored by `loss` with the optimizer's own targets and content."""
+    """The network's output scored by `loss` with the optimizer's own targets and content;
+    the network runs at `cfg.precision` (eager, as stylize.py runs one image)."""
     inputs = load_inputs(cfg)
     loss.style.set_targets(style_targets(loss, inputs.styles, None, 1.0, device))
     content = inputs.content.to(device)
-    output, seconds = time_forward(model.net.to(device).eval(), content)
+    stylizer = Stylizer(model.net, device=str(device), precision=cfg.precision)
+    output, seconds = time_forward(stylizer, content)
+    output = output.to(device)
     return final_losses(loss, output.clamp(0, 1), loss.content_targets(content)), seconds
 
 
@@ -153,7 +158,8 @@ def compare_one(name: str, model: StyleModel, content: str, size: int, cfg: dict
     """One network, one image, one size: a row per optimizer init."""
     iterations = sorted(int(i) for i in cfg["iterations"])
     base = gatys_config(model, content, size, cfg["vgg"], cfg["shared"], steps=iterations[-1],
-                        device=str(device), progress=cfg["progress"], seed=cfg["seed"])
+                        device=str(device), progress=cfg["progress"], seed=cfg["seed"],
+                        precision=cfg.get("precision", "fp32"))
     loss = build_loss(base, device)
     net, net_seconds = network_losses(model, base, loss, device)
     rows = []

@@ -1,15 +1,28 @@
-"""Pick the compute device: one rule for the optimizer, the trainer's tools and stylize.
-Also the one CPU memory setting that training needs (`keep_freed_memory`)."""
+"""What the machine at hand can do, and the choices that follow from it: the compute device
+(`pick_device`), the precision (`resolve_precision`: `auto` is bf16 where the hardware runs it
+natively, fp16 on older CUDA GPUs, float32 elsewhere), the stylization fast path
+(`choose_fast_path`) and the CPU memory setting that training needs (`keep_freed_memory`).
+Training, stylize, the optimizer, compare, flicker and the benchmarks all ask this module, so
+one machine gets one answer everywhere.
+"""
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import logging
+import math
 import platform
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 
 from fast_nst.errors import FastNSTError
+
+log = logging.getLogger(__name__)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -28,6 +41,201 @@ def pick_device(name: str = "auto") -> torch.device:
         raise FastNSTError("device mps asked for but MPS is not available; use auto or cpu")
     return device
 
+
+# ---------------------------------------------------------------------------------------------
+# Probes (tests replace these)
+
+
+def cpu_capability() -> str:
+    """The vector ISA torch's own kernels use: AVX512, AVX2, DEFAULT, SVE256, ..."""
+    return str(torch.backends.cpu.get_cpu_capability())
+
+
+def cpu_native_bf16() -> bool:
+    """oneDNN runs bf16 convolutions in hardware: AVX512-BF16 or AMX on x86, BF16 on Arm.
+
+    Without it bf16 is emulated and many times slower than float32 (24x for a training step on
+    an AVX2 CPU). oneDNN's own probe follows ONEDNN_MAX_CPU_ISA (so an AVX2 machine can be
+    emulated); on x86 it also says yes for plain AVX-512, so the bf16 instructions must be
+    there too.
+    """
+    if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+        return False
+    if platform.machine().lower() in ("x86_64", "amd64", "i686", "x86"):
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    return True
+
+
+def cuda_bf16(device: torch.device) -> bool:
+    """bf16 tensor cores: compute capability 8.0 (Ampere) or newer, or ROCm. torch's
+    `is_bf16_supported()` also says yes for emulated bf16 on older GPUs."""
+    if torch.version.hip:
+        return True
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def gpu_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device)
+
+
+def describe_hardware() -> str:
+    """One line for the top of a benchmark table: where the figures come from."""
+    bf16 = "yes" if cpu_native_bf16() else "no"
+    gpus = ", ".join(gpu_name(torch.device("cuda", i)) for i in range(torch.cuda.device_count())
+                     ) if torch.cuda.is_available() else "none"
+    return (f"hardware: CPU {cpu_name()}; torch CPU capability {cpu_capability()}; native bf16 "
+            f"{bf16}; {torch.get_num_threads()} threads; GPU {gpus}; torch {torch.__version__}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Precision: auto from the device, explicit values win
+
+
+@dataclass(frozen=True)
+class Precision:
+    """A resolved precision in Lightning's names (32-true, bf16-mixed, 16-mixed, ...), why it
+    was chosen, and a warning for an explicit choice that will be slow here."""
+
+    name: str
+    reason: str
+    warning: str | None = None
+
+    @property
+    def short(self) -> str:
+        """The autocast dtype as stylize names it: fp32, bf16 or fp16."""
+        return "bf16" if "bf16" in self.name else "fp16" if self.name.startswith("16") else "fp32"
+
+
+def auto_precision(device: torch.device) -> Precision:
+    """bf16-mixed on a CUDA GPU with bf16 or a CPU with native bf16, 16-mixed on an older CUDA
+    GPU, 32-true otherwise (MPS included)."""
+    if device.type == "cuda":
+        if cuda_bf16(device):
+            return Precision("bf16-mixed", f"CUDA GPU with bf16: {gpu_name(device)}")
+        return Precision("16-mixed", f"CUDA GPU without bf16: {gpu_name(device)}")
+    if device.type == "cpu":
+        if cpu_native_bf16():
+            return Precision("bf16-mixed", f"CPU with native bf16: {cpu_capability()}")
+        return Precision("32-true", f"CPU without native bf16: {cpu_capability()}")
+    return Precision("32-true", f"{device.type}: float32")
+
+
+_STYLIZE_NAMES = {"fp32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}
+
+
+def resolve_precision(requested: Any, device: torch.device) -> Precision:
+    """`auto` -> `auto_precision(device)`; anything else is kept (stylize's fp32/bf16/fp16 are
+    mapped to Lightning's names), with a warning for bf16 on a CPU without native bf16."""
+    value = str(requested)
+    if value == "auto":
+        return auto_precision(device)
+    name = _STYLIZE_NAMES.get(value, value)
+    warning = None
+    if "bf16" in name and device.type == "cpu" and not cpu_native_bf16():
+        warning = (f"precision {value} on a CPU without native bf16 ({cpu_capability()}) runs "
+                   "many times slower than float32; leave precision on auto")
+    return Precision(name, "explicit", warning)
+
+
+def trainer_device(accelerator: Any, devices: Any = None) -> torch.device:
+    """The device a Lightning Trainer with these options will train on (the first one)."""
+    accelerator = str(accelerator)
+    if accelerator in ("gpu", "cuda"):
+        if not torch.cuda.is_available():
+            raise FastNSTError(f"trainer.accelerator={accelerator} but no CUDA GPU is visible; "
+                               "use trainer=cpu")
+        index = devices[0] if isinstance(devices, (list, tuple)) and devices else 0
+        return torch.device("cuda", int(index))
+    if accelerator in ("cpu", "mps"):
+        return torch.device(accelerator)
+    if accelerator == "auto":
+        return pick_device("auto")
+    return torch.device("meta")  # tpu, hpu, ...: no rule here, float32
+
+
+def trainer_precision(trainer: Any) -> str:
+    """The Trainer's precision with `auto` resolved (Lightning does not take `auto`); logged
+    once with its reason, or with a warning when an explicit choice will be slow."""
+    device = trainer_device(trainer.get("accelerator", "auto"), trainer.get("devices"))
+    precision = resolve_precision(trainer.get("precision", "auto"), device)
+    if precision.warning:
+        log.warning(precision.warning)
+    elif precision.reason != "explicit":
+        log.info("precision auto -> %s (%s)", precision.name, precision.reason)
+    return precision.name
+
+
+# ---------------------------------------------------------------------------------------------
+# The stylization fast path
+
+# Compiling one input shape pays once the pixels that go through it exceed this, per thread:
+# on a Zen 4 (2 threads) a compile costs 10 s with a warm inductor cache and 30-45 s with an
+# empty one, and saves about 1 s per megapixel over eager bf16 (docs/speed.md).
+COMPILE_PIXELS_PER_THREAD = 8_000_000
+
+
+def worth_compiling(shape: tuple[int, ...], calls: int) -> bool:
+    """A compiled shape costs one slow first call; it pays with several calls and enough work
+    (`shape` = (batch, height, width) of one call). More threads make each pixel cheaper and
+    the compile no cheaper, so the bar rises with them."""
+    need = COMPILE_PIXELS_PER_THREAD * max(1, torch.get_num_threads())
+    return calls >= 2 and calls * math.prod(shape) >= need
+
+
+@dataclass(frozen=True)
+class FastPath:
+    """How stylize runs the network: autocast precision, memory layout, torch.compile (for
+    `shapes` only, or every shape when None), why, and a warning for a slow explicit choice."""
+
+    precision: str  # fp32 | bf16 | fp16
+    channels_last: bool
+    compile: bool
+    reason: str
+    shapes: frozenset[tuple[int, int, int]] | None = None
+    warning: str | None = None
+
+    def describe(self) -> str:
+        how = "compiled" if self.compile else "eager"
+        layout = " + channels-last" if self.channels_last else ""
+        return f"{how} {self.precision}{layout} ({self.reason})"
+
+
+def choose_fast_path(device: torch.device, *, precision: str = "auto",
+                     channels_last: bool | None = None, compile: bool | None = None,
+                     work: Mapping[tuple[int, int, int], int] | None = None) -> FastPath:
+    """The fastest correct path on `device` for `work`, {(batch, height, width): calls}.
+
+    bf16 where the hardware runs it natively (fp16 on older CUDA GPUs), float32 elsewhere;
+    channels-last on CUDA GPUs (tensor cores; on a CPU the bf16 network is faster without);
+    torch.compile (CPU and CUDA) for the shapes whose work repays a compile, so one image
+    never waits for one. Explicit values win.
+    """
+    resolved = resolve_precision(precision, device)
+    reason = resolved.reason if resolved.reason != "explicit" else f"--precision {precision}"
+    if channels_last is None:
+        channels_last = resolved.short != "fp32" and device.type == "cuda"
+    shapes = None
+    if compile is None:
+        shapes = frozenset(s for s, n in (work or {}).items() if worth_compiling(s, n))
+        compile = bool(shapes) and device.type in ("cpu", "cuda")
+        calls = sum((work or {}).values())
+        reason += f"; {'compiled for ' + str(len(shapes)) + ' shape(s), ' if compile else ''}" \
+                  f"{calls} forward call(s)"
+    return FastPath(resolved.short, channels_last, compile, reason, shapes, resolved.warning)
+
+
+# ---------------------------------------------------------------------------------------------
+# CPU memory
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
 

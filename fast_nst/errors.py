@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 F = TypeVar("F", bound=Callable)
 
@@ -59,3 +60,11 @@ def find_user_error(err: BaseException | None) -> FastNSTError | None:
         seen.add(id(err))
         err = err.__cause__
     return None
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose mistakes are FastNSTErrors, so `exit_on_user_error` prints them as one
+    line (argparse alone prints the usage too)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise FastNSTError(message)

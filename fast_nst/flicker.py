@@ -79,11 +79,10 @@ def measure(name: str, frame_fn: FrameFn, frames: list[Tensor], windows: list[Wi
             "style_loss": style / len(frames), "frames": len(frames)}
 
 
-def network_fn(path: str) -> FrameFn:
-    from fast_nst.stylize import load_model
+def network_fn(path: str, precision: str = "fp32") -> FrameFn:
+    from fast_nst.stylize import Stylizer, load_model
 
-    net = load_model(path).net.eval()
-    return lambda frame: net(frame)
+    return Stylizer(load_model(path).net, device="cpu", precision=precision)
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -102,10 +101,12 @@ def run(cfg: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
     meter = style_meter(cfg["style"], cfg["vgg"], list(cfg["style_layers"]))
     rows = [measure("input clip (no stylization)", lambda f: f, frames, windows, meter)]
     for name, path in (cfg.get("models") or {}).items():
-        rows.append(measure(f"network {name}", network_fn(path), frames, windows, meter))
+        rows.append(measure(f"network {name}", network_fn(path, cfg.get("precision", "fp32")),
+                            frames, windows, meter))
     gatys = dict(cfg.get("gatys") or {})
     if gatys.pop("enabled", False):
-        base = config_from_dict({**gatys, "task": "transfer", "style": cfg["style"],
+        base = config_from_dict({"precision": cfg.get("precision", "fp32"), **gatys,
+                                 "task": "transfer", "style": cfg["style"],
                                  "content": cfg["photo"], "vgg": cfg["vgg"],
                                  "progress": False})
         rows.append(measure("optimizer + temporal loss",

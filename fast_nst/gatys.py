@@ -21,6 +21,7 @@ import csv
 import dataclasses
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ from tqdm.auto import tqdm
 
 from fast_nst.cli import hydra_app
 from fast_nst.color import grey, match_color_histogram, match_luminance, transfer_luminance
-from fast_nst.device import keep_freed_memory, pick_device
+from fast_nst.device import keep_freed_memory, pick_device, resolve_precision
 from fast_nst.errors import FastNSTError
 from fast_nst.io import MAX_PIXELS, atomic_path, load_image, open_image, resize, save_image
 from fast_nst.losses import LossWeights, PerceptualLoss, StyleTarget, as_layer_weights
@@ -112,6 +113,7 @@ class GatysConfig:
     coarse_steps: int = 100  # steps at each coarse size
     clamp: bool = True
     device: str = "auto"
+    precision: str = "fp32"  # fp32 | auto | bf16 | fp16: autocast of the VGG passes
     progress: bool = True
     vgg: VGGConfig = field(default_factory=VGGConfig)
     # video: each frame starts from temporal_blend * frame + (1 - blend) * the previous output
@@ -172,6 +174,7 @@ def validate(cfg: GatysConfig) -> GatysConfig:
     if cfg.preserve_color is not None:
         _choice("preserve_color", cfg.preserve_color, COLOR_MODES)
     _choice("flow", cfg.flow, ("none", "raft"))
+    _choice("precision", cfg.precision, ("fp32", "auto", "bf16", "fp16"))
     if cfg.line_search not in (None, "strong_wolfe"):
         raise FastNSTError(f"unknown line_search {cfg.line_search!r}; use null or strong_wolfe")
     layer_weights(cfg.content_layers, cfg.content_layer_weights, "content")
@@ -347,6 +350,15 @@ def first_image(cfg: GatysConfig, inputs: Inputs, shape: tuple[int, int]) -> Ten
     return resize(inputs.init, size=shape).clone()
 
 
+def autocast_dtype(cfg: GatysConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of the VGG passes from `cfg.precision` (the rule of
+    `fast_nst.device`); None for float32. Warns once when an explicit choice will be slow."""
+    precision = resolve_precision(cfg.precision, device)
+    if precision.warning:
+        warnings.warn(precision.warning, stacklevel=2)
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision.short)
+
+
 # --------------------------------------------------------------------------- the loop
 def optimize(
     loss: PerceptualLoss,
@@ -364,6 +376,7 @@ def optimize(
     stage: int = 0,
     first_step: float = 0.01,
     restart_factor: float = 100.0,
+    autocast: torch.dtype | None = None,
 ) -> list[dict[str, float]]:
     """Run `steps` optimizer steps on `image` (a leaf tensor the optimizer owns), in place.
 
@@ -377,7 +390,8 @@ def optimize(
     and the second step is a raw, enormous gradient step; so the first step's length is set
     to a mean pixel change of `first_step`. And if a step's loss exceeds `restart_factor` x
     the best so far, the image goes back to the best one and the optimizer restarts (the
-    history's `restarts` column counts these).
+    history's `restarts` column counts these). `autocast` (bf16/fp16) runs the VGG passes at
+    that precision; the pixels, Gram matrices and L-BFGS stay float32.
     """
     if image.device.type == "cpu":
         keep_freed_memory()  # each step would page-fault its activations in again (~13% at 512 px)
@@ -388,7 +402,9 @@ def optimize(
     def closure() -> Tensor:
         nonlocal evaluations
         optimizer.zero_grad(set_to_none=True)
-        terms = loss(image, content_features)
+        with torch.autocast(image.device.type, dtype=autocast or torch.float32,
+                            enabled=autocast is not None):
+            terms = loss(image, content_features)
         total = terms["total"]
         if extra_loss is not None:
             extra = extra_loss(image)
@@ -472,6 +488,7 @@ def run(
     cfg = validate(cfg)
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
+    autocast = autocast_dtype(cfg, device)
     convention = resolve_convention(str(cfg.vgg.weights), cfg.vgg.convention).name
     inputs = load_inputs(cfg)
     if loss is None:
@@ -502,7 +519,8 @@ def run(
             loss, image, optimizer, cfg.steps if last_stage else cfg.coarse_steps,
             content_features, clamp=cfg.clamp, extra_loss=extra_loss, on_step=on_step,
             progress=cfg.progress, desc=f"{cfg.task} {shape[1]}x{shape[0]}",
-            start_step=len(history), stage=index, first_step=cfg.first_step)
+            start_step=len(history), stage=index, first_step=cfg.first_step,
+            autocast=autocast)
         for row in rows:
             row["evaluations"] += evaluations
             row["seconds"] += seconds
@@ -603,6 +621,7 @@ class ClipStylizer:
     def __init__(self, cfg: GatysConfig, align: Alignment | None = None) -> None:
         self.cfg = validate(cfg)
         self.device = pick_device(cfg.device)
+        self.autocast = autocast_dtype(cfg, self.device)
         self.convention = resolve_convention(str(cfg.vgg.weights), cfg.vgg.convention).name
         self.loss = build_loss(cfg, self.device)
         self.style = load_image(cfg.style, long_side=cfg.style_size or max(
@@ -635,7 +654,8 @@ class ClipStylizer:
         optimizer = make_optimizer(image, self.cfg, self.convention)
         rows = optimize(self.loss, image, optimizer, self.cfg.steps,
                         self.loss.content_targets(content), clamp=self.cfg.clamp,
-                        extra_loss=extra, progress=False, first_step=self.cfg.first_step)
+                        extra_loss=extra, progress=False, first_step=self.cfg.first_step,
+                        autocast=self.autocast)
         self.history.append(rows)
         self.previous = image.detach().clamp(0, 1)
         self.index += 1

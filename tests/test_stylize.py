@@ -263,7 +263,8 @@ def test_strength_blends_content_and_style() -> None:
 
 def test_bf16_runs_close_to_fp32(tmp_path, model_pt) -> None:
     src = write_photo(tmp_path / "in.png", 32, 48)
-    stylize_paths(model_pt, [src], tmp_path / "fp32.png", StylizeOptions(**QUIET))
+    stylize_paths(model_pt, [src], tmp_path / "fp32.png", StylizeOptions(**QUIET,
+                                                                         precision="fp32"))
     stylize_paths(model_pt, [src], tmp_path / "bf16.png", StylizeOptions(
         **QUIET, precision="bf16", channels_last=True))
     a, b = read(tmp_path / "fp32.png") / 255.0, read(tmp_path / "bf16.png") / 255.0

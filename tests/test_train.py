@@ -20,6 +20,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from fast_nst import FastNSTError
 from fast_nst import module as module_lib
+from fast_nst.device import auto_precision
 from fast_nst.io import load_image, save_image
 from fast_nst.module import CPUMemory, StyleTransferModule
 from fast_nst.transformer import NetConfig, net_from_export
@@ -92,7 +93,10 @@ def test_run_writes_checkpoints_model_and_tensorboard(tiny_run) -> None:
     net = net_from_export(payload)
     assert payload["style"] == "stripes" and payload["config"] == hp["net"]
     meta = payload["meta"]
-    assert meta["steps"] == 5 and meta["image_size"] == 32 and meta["precision"] == "32-true"
+    # trainer=cpu leaves precision on auto: resolved from this CPU, logged, recorded in meta
+    auto = auto_precision(torch.device("cpu"))
+    assert meta["steps"] == 5 and meta["image_size"] == 32 and meta["precision"] == auto.name
+    assert f"precision auto -> {auto.name} ({auto.reason})" in (tiny_run / "train.log").read_text()
     assert meta["loss"]["style_weight"] == 1.0e3 and "relu4_3" in meta["loss"]["style_layers"]
     assert meta["dataset"]["name"] == "imagefolder"
     assert 0 < meta["train_seconds"] < 240 and meta["init"] is None
