@@ -26,7 +26,7 @@ from typing import Any
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -48,7 +48,7 @@ from fast_nst.errors import FastNSTError, exit_on_user_error
 from fast_nst.gatys import GatysConfig, build_loss, make_optimizer, optimize
 from fast_nst.io import load_image, open_image
 from fast_nst.losses import PerceptualLoss
-from fast_nst.module import AUTO, LossConfig
+from fast_nst.module import AUTO, LossConfig, _build
 from fast_nst.vgg import resolve_convention
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -64,12 +64,14 @@ class Setup:
     meta: dict[str, Any]
     image_size: int
     overrides: list[str]  # train.py overrides that give this config (for the printed command)
+    default_style_weight: float  # the loss's style weight when none is given (the range's unit)
 
 
 # --------------------------------------------------------------------------- the training config
 def training_config(overrides: list[str]) -> DictConfig:
-    """train.py's config composed with `overrides`, as train.py would compose it. Works inside
-    another Hydra app: Hydra's global state is set aside and restored."""
+    """train.py's config composed with `overrides`, as train.py would compose it. Inside
+    another Hydra app, Hydra's global state is set aside and restored (and `${hydra:...}` paths
+    resolve to that app's); outside one, this run's Hydra config is set from the composition."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
@@ -79,7 +81,12 @@ def training_config(overrides: list[str]) -> DictConfig:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(str(CONF), version_base="1.3", job_name="train"):
-            return compose("config", overrides=overrides)
+            cfg = compose("config", overrides=overrides, return_hydra_config=True)
+        if not HydraConfig.initialized():
+            HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):
+            del cfg["hydra"]
+        return cfg
     except HydraException as err:
         raise FastNSTError(f"train overrides {overrides}: {str(err).splitlines()[0]}") from err
     finally:
@@ -99,14 +106,13 @@ def setup_from_training(cfg: DictConfig, overrides: list[str] | None = None) -> 
         raise FastNSTError(f"style image not found: {style_image}")
     vgg = {"weights": "imagenet", "convention": "auto", "pooling": "max", **module["vgg"]}
     convention = resolve_convention(str(vgg["weights"]), vgg["convention"]).name
-    loss = dict(module["loss"])
-    if loss.get("style_weight") == AUTO:
-        loss["style_weight"] = None  # the convention default: the middle of the range
-    known = {f.name for f in dataclasses.fields(LossConfig)}
-    resolved = LossConfig(**{k: v for k, v in loss.items() if k in known}).resolved(convention)
+    loss: LossConfig = _build(LossConfig, module["loss"], "loss")  # as the module reads it
+    default = dataclasses.replace(loss, style_weight=None)  # the range is relative to it
+    resolved = (default if loss.style_weight == AUTO else loss).resolved(convention)
     meta = {"style_image": style_image, "style_size": module["style_size"],
             "vgg": {**vgg, "convention": convention}, "loss": resolved}
-    return Setup(str(module["style_name"]), meta, image_size, list(overrides or []))
+    return Setup(str(module["style_name"]), meta, image_size, list(overrides or []),
+                 default.resolve(convention).style)
 
 
 # --------------------------------------------------------------------------- measuring
@@ -168,7 +174,7 @@ def transfer(loss: PerceptualLoss, photo: Tensor, targets: Mapping[str, Tensor],
 
 def measure(setup: Setup, settings: Settings) -> Calibration:
     """Every photo x style weight: the optimized image and its losses, plus the references."""
-    weights = weight_range(settings, setup.meta["loss"]["style_weight"])
+    weights = weight_range(settings, setup.default_style_weight)
     for photo in settings.photos:
         if not Path(photo).is_file():
             raise FastNSTError(f"calibration photo not found: {photo}; set "
