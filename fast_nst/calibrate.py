@@ -240,11 +240,9 @@ def auto_style_weight(cfg: DictConfig) -> Calibration | None:
     into `cfg.loss.style_weight` and return the result (None when the weight is given)."""
     if cfg.loss.get("style_weight") != AUTO:
         return None
-    overrides = [o for o in HydraConfig.get().overrides.task] if HydraConfig.initialized() \
-        else []
-    setup = setup_from_training(cfg, overrides)
-    folder = Path(HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else
-                  ".") / "calibration"
+    run = HydraConfig.get()
+    setup = setup_from_training(cfg, list(run.overrides.task))
+    folder = Path(run.runtime.output_dir) / "calibration"
     folder.mkdir(parents=True, exist_ok=True)
     settings = settings_from_dict(OmegaConf.to_container(cfg.calibration, resolve=True))
     result = calibrate(setup, settings, folder)
