@@ -50,6 +50,7 @@ class Settings:
     count: int = 7
     steps: int = 40
     rule: Rule = field(default_factory=Rule)
+    grid_cell: int | None = None  # px of each grid cell; None: data.image_size
     device: str = "auto"
     progress: bool = True
 
@@ -258,7 +259,7 @@ def make_sheet(result: Calibration) -> Image.Image:
              "the style loss's way from the photo's (0) to the painting's own (1), log scale;\n"
              "content = content loss / the painting's (1: as if the painting replaced the photo)")
     return grid(images, [r.photo for r in result.references], labels,
-                cell=(result.image_size, result.image_size), title=title, font_size=14)
+                cell=result.settings.grid_cell or result.image_size, title=title, font_size=14)
 
 
 def markdown(result: Calibration) -> str:
