@@ -8,7 +8,7 @@ Each folder holds a `python -m fast_nst.calibrate 'train=["experiment=bundle/<st
 of models/<style>.pt. For each style this prints the mean style progress and content ratio of
 the optimizer's images at that weight (linear in log weight between the measured weights) and
 the same two measures for the shipped network's own output on the same photos. The constants:
-`style_fraction` = the median of the styles' progress at their shipped weight (two decimals);
+`style_progress` = the median of the styles' progress at their shipped weight (two decimals);
 `max_content` = the largest content ratio at a shipped weight, rounded up to one decimal (the
 bound then stops no choice that was judged good by eye). Then each style's suggestion with
 those constants, and leave-one-out: the constants set on the other styles only.
@@ -91,7 +91,7 @@ def network(style: str, photos: list[str]) -> tuple[float, float]:
 
 def fit(points: list[tuple[float, float]]) -> Rule:
     """Constants from (progress, content ratio) at the shipped weights of some styles."""
-    return Rule(style_fraction=round(statistics.median(p for p, _ in points), 2),
+    return Rule(style_progress=round(statistics.median(p for p, _ in points), 2),
                 max_content=math.ceil(10 * max(c for _, c in points)) / 10)
 
 
@@ -110,7 +110,7 @@ def main() -> None:
                                                   at(weights, content, shipped)),
                        "network": network(style, paths)}
     rule = fit([d["at"] for d in data.values()])
-    print(f"rule: style_fraction={rule.style_fraction}, max_content={rule.max_content}\n")
+    print(f"rule: style_progress={rule.style_progress}, max_content={rule.max_content}\n")
     table = []
     for style, d in data.items():
         s = suggest(d["weights"], d["progress"], d["content"], rule)
@@ -122,7 +122,7 @@ def main() -> None:
             "network progress / content": "{:.2f} / {:.2f}".format(*d["network"]),
             "suggested": f"{s.weight:g} ({s.limit})",
             "suggested / shipped": f"{s.weight / d['shipped']:.2f}",
-            "leave-one-out rule": f"{others.style_fraction:g} / {others.max_content:g}",
+            "leave-one-out rule": f"{others.style_progress:g} / {others.max_content:g}",
             "leave-one-out suggested": f"{loo.weight:g} ({loo.limit})"})
     print(markdown_table(table))
 

@@ -32,11 +32,11 @@ from fast_nst.sheet import grid, save
 
 @dataclass
 class Rule:
-    """The smallest weight whose images' mean style progress reaches `style_fraction`, unless
+    """The smallest weight whose images' mean style progress reaches `style_progress`, unless
     their mean content ratio reaches `max_content` at a smaller one (then that weight). The
     constants were set on the four bundled styles (docs/calibrate.md)."""
 
-    style_fraction: float = 0.75
+    style_progress: float = 0.75
     max_content: float = 0.5
 
 
@@ -153,7 +153,7 @@ def suggest(weights: Sequence[float], progress: Sequence[float], content: Sequen
     if all(math.isnan(v) for v in progress):
         raise FastNSTError("no style progress to measure: the photos' style losses are not "
                            "above the painting's own; calibrate with other photos")
-    by_style = crossing(weights, progress, rule.style_fraction)
+    by_style = crossing(weights, progress, rule.style_progress)
     by_content = crossing(weights, content, rule.max_content)
     best = max(v for v in progress if not math.isnan(v))
     if by_content is not None and (by_style is None or by_content < by_style):
@@ -163,12 +163,11 @@ def suggest(weights: Sequence[float], progress: Sequence[float], content: Sequen
                           f"content loss reaches {rule.max_content:g} x the painting's{low}")
     if by_style is None:
         return Suggestion(_round(weights[-1]), "range",
-                          f"style progress only {best:.2f} < {rule.style_fraction:g} at the "
+                          f"style progress only {best:.2f} < {rule.style_progress:g} at the "
                           "largest weight tried: raise the range")
     low = " (at the smallest weight tried: lower the range)" if by_style == weights[0] else ""
     return Suggestion(_round(by_style), "style",
-                      f"style loss {rule.style_fraction:.0%} of the way from the photo's to "
-                      f"the painting's{low}")
+                      f"style progress reaches {rule.style_progress:g}{low}")
 
 
 @dataclass
@@ -278,7 +277,7 @@ def markdown(result: Calibration) -> str:
     return "\n".join([
         f"# Style weight calibration: {result.style_name}", "",
         f"Suggested: `loss.style_weight={s.weight:g}`: {s.reason} (rule: style progress "
-        f">= {rule.style_fraction:g}, content ratio < {rule.max_content:g}).", "",
+        f">= {rule.style_progress:g}, content ratio < {rule.max_content:g}).", "",
         "```bash", result.command, "```", "",
         "![calibration grid](calibration.png)", "",
         f"{result.settings.steps} L-BFGS steps from each photo (best image kept), "

@@ -59,7 +59,7 @@ def tiny_settings(files: dict[str, Path], **overrides: object) -> Settings:
 # --------------------------------------------------------------------------- the rule
 def test_rule_picks_the_interpolated_style_crossing() -> None:
     weights, content = [0.1, 1.0, 10.0], [0.01, 0.1, 0.3]
-    s = suggest(weights, [0.2, 0.6, 1.0], content, Rule(style_fraction=0.75, max_content=0.5))
+    s = suggest(weights, [0.2, 0.6, 1.0], content, Rule(style_progress=0.75, max_content=0.5))
     # 0.75 lies 3/8 of the way from 0.6 (w=1) to 1.0 (w=10): 10 ** 0.375 = 2.37
     assert (s.weight, s.limit) == (2.4, "style")
 
