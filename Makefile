@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 PYTHON  := $(BIN)/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: install test lint bench tensorboard train demo experiments compare clean
+.PHONY: install test lint bench tensorboard train demo experiments compare calibrate clean
 
 install: $(STAMP)
 
@@ -44,6 +44,13 @@ COMPARE_ARGS ?=
 
 compare: install
 	$(PYTHON) -m fast_nst.compare $(COMPARE_ARGS)
+
+# Choose a style weight before training (minutes on a CPU; docs/calibrate.md), e.g.
+# make calibrate CALIBRATE_ARGS='style=painting.jpg'
+CALIBRATE_ARGS ?=
+
+calibrate: install
+	$(PYTHON) -m fast_nst.calibrate $(CALIBRATE_ARGS)
 
 TRAIN_ARGS ?= experiment=local
 

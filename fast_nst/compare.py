@@ -90,18 +90,26 @@ def style_image(model: StyleModel, shared: str) -> str:
 def gatys_config(model: StyleModel, content: str, size: int, vgg: dict[str, Any],
                  shared: str, **overrides: Any) -> GatysConfig:
     """An optimizer config with exactly the network's training loss (layers, weights, style)."""
-    loss = model.meta.get("loss") or {}
-    if not loss or not model.meta.get("style_image"):
+    if not model.meta.get("loss") or not model.meta.get("style_image"):
         raise FastNSTError(f"{model.path} records no training loss or style image (a "
                            "pytorch/examples .pth?); compare needs a model from train.py")
     trained_vgg = model.meta.get("vgg") or {}
     if trained_vgg.get("convention") not in (None, "auto", vgg.get("convention")):
         raise FastNSTError(f"{model.path} was trained with {trained_vgg['convention']} VGG "
                            f"weights, not {vgg.get('convention')}; pick the matching vgg=...")
+    return training_gatys_config(model.meta, style_image(model, shared), content, size, vgg,
+                                 **overrides)
+
+
+def training_gatys_config(meta: dict[str, Any], style: str, content: str, size: int,
+                          vgg: dict[str, Any], **overrides: Any) -> GatysConfig:
+    """An optimizer config with a training run's loss, from the `meta` it records (see
+    `StyleTransferModule.export_meta`: `loss` with resolved weights, `style_size`)."""
+    loss = meta["loss"]
     content_layers, style_layers = dict(loss["content_layers"]), dict(loss["style_layers"])
     return validate(GatysConfig(
-        task="transfer", content=content, style=style_image(model, shared), size=size,
-        style_size=model.meta.get("style_size"),
+        task="transfer", content=content, style=style, size=size,
+        style_size=meta.get("style_size"),
         content_layers=list(content_layers), content_layer_weights=list(content_layers.values()),
         style_layers=list(style_layers), style_layer_weights=list(style_layers.values()),
         content_weight=loss["content_weight"], style_weight=loss["style_weight"],

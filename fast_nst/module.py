@@ -49,15 +49,20 @@ _ENCODER_PREFIX = "perceptual.encoder."
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 
 
+# loss.style_weight=auto: train.py measures a weight first (fast_nst.calibrate) and puts it here.
+AUTO = "auto"
+
+
 @dataclass
 class LossConfig:
-    """Which VGG layers, and how much each loss counts (null weight: the convention default)."""
+    """Which VGG layers, and how much each loss counts (null weight: the convention default;
+    style_weight `auto`: chosen by train.py's calibration before the module is built)."""
 
     content_layers: Any = field(default_factory=lambda: {"relu2_2": 1.0})
     style_layers: Any = field(default_factory=lambda: {
         "relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0})
     content_weight: float | None = None
-    style_weight: float | None = None
+    style_weight: float | str | None = None  # a number, null or "auto"
     tv_weight: float | None = None
     stability: Any = field(default_factory=dict)  # StabilityConfig fields (temporal.py)
     by_convention: dict[str, dict[str, float]] = field(default_factory=lambda: DEFAULT_WEIGHTS)
@@ -66,11 +71,34 @@ class LossConfig:
         base = {**DEFAULT_WEIGHTS.get(convention, {}), **self.by_convention.get(convention, {})}
         chosen = {"content": self.content_weight, "style": self.style_weight,
                   "tv": self.tv_weight}
-        values = {k: float(base.get(k, 0.0) if v is None else v) for k, v in chosen.items()}
+        values = {k: float(base.get(k, 0.0)) if v is None else _weight(k, v)
+                  for k, v in chosen.items()}
         for name, value in values.items():
             if value < 0:
                 raise FastNSTError(f"loss.{name}_weight must be >= 0, got {value}")
         return LossWeights(**values)
+
+    def resolved(self, convention: str) -> dict[str, Any]:
+        """The loss as training uses and records it (hparams, the exported `meta`): layer
+        tables {layer: weight} and the weights in effect for the VGG convention."""
+        weights = self.resolve(convention)
+        return {**asdict(self), "content_layers": as_layer_weights(self.content_layers),
+                "style_layers": as_layer_weights(self.style_layers),
+                "content_weight": weights.content, "style_weight": weights.style,
+                "tv_weight": weights.tv}
+
+
+def _weight(name: str, value: Any) -> float:
+    """A loss weight from the config: a number; `auto` and other words are one-line errors."""
+    if value == AUTO and name == "style":
+        raise FastNSTError("loss.style_weight=auto is resolved by train.py before training "
+                           "(fast_nst.calibrate.auto_style_weight); give a number here")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        extra = ", null or auto" if name == "style" else " or null"
+        raise FastNSTError(f"loss.{name}_weight must be a number{extra}, got {value!r}") \
+            from None
 
 
 @dataclass
@@ -127,12 +155,15 @@ class StyleTransferModule(pl.LightningModule):
         val_max_images: at most this many validation images go into the TensorBoard grid.
         init: a trained model file (anything `stylize.py` loads) whose weights start the
             network: the fast way to a new style (a warm start).
+        calibration: how the style weight was chosen (`loss.style_weight=auto`; the grid's
+            numbers from `fast_nst.calibrate`), kept in the hyper-parameters and the `meta`.
     """
 
     def __init__(self, style_name: str, style_image: str, style_size: int | None = 512,
                  net: Mapping[str, Any] | None = None, vgg: Mapping[str, Any] | None = None,
                  loss: Mapping[str, Any] | None = None, optim: Mapping[str, Any] | None = None,
-                 val_max_images: int = 8, init: str | None = None) -> None:
+                 val_max_images: int = 8, init: str | None = None,
+                 calibration: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         net_config = _build(NetConfig, _plain(net), "model").validate()
         start = warm_start(init, net_config) if init else None
@@ -151,7 +182,9 @@ class StyleTransferModule(pl.LightningModule):
                    "raise style.size")
         encoder = VGGEncoder([*content_layers, *style_layers], weights=str(vgg["weights"]),
                              convention=vgg["convention"], pooling=vgg["pooling"])
-        weights = loss_config.resolve(encoder.convention.name)
+        resolved = loss_config.resolved(encoder.convention.name)
+        weights = LossWeights(resolved["content_weight"], resolved["style_weight"],
+                              resolved["tv_weight"])
         self.stability = _build(StabilityConfig, _plain(loss_config.stability), "loss.stability")
         if self.stability.mode not in ("noise", "shift") or self.stability.weight < 0:
             raise FastNSTError("loss.stability needs mode noise or shift and weight >= 0, got "
@@ -165,12 +198,9 @@ class StyleTransferModule(pl.LightningModule):
         self.save_hyperparameters({
             "style_name": str(style_name), "style_image": str(style_image),
             "style_size": style_size, "net": asdict(net_config), "vgg": vgg,
-            "loss": {**asdict(loss_config), "content_layers": content_layers,
-                     "style_layers": style_layers, "content_weight": weights.content,
-                     "style_weight": weights.style, "tv_weight": weights.tv,
-                     "stability": asdict(self.stability)},
+            "loss": {**resolved, "stability": asdict(self.stability)},
             "optim": _plain(asdict(self.optim_config)), "val_max_images": val_max_images,
-            "init": str(init) if init else None,
+            "init": str(init) if init else None, "calibration": _plain(calibration),
         })
         self._style_image = style
 
@@ -271,7 +301,8 @@ class StyleTransferModule(pl.LightningModule):
         hp = self.hparams
         return {"style_image": hp.style_image, "style_size": hp.style_size,
                 "vgg": _plain(hp.vgg), "loss": _plain(hp.loss), "optim": _plain(hp.optim),
-                "init": hp.get("init")}
+                "init": hp.get("init"), **({"calibration": hp.calibration}
+                                           if hp.get("calibration") else {})}
 
 
 # Fields that decide the weights' shapes; a warm start must match them. The output mapping and
