@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import socket
+import threading
 from pathlib import Path
 
 import av
@@ -20,8 +21,9 @@ import pytest
 from PIL import Image
 from test_video import make_clip
 
-from fast_nst import FastNSTError
+from fast_nst import FastNSTError, web_jobs
 from fast_nst.stylize import bundled_models, stylize_paths
+from fast_nst.video import stylize_video
 from fast_nst.web_jobs import (
     Limits,
     ModelCache,
@@ -197,8 +199,15 @@ def _download(page, folder: Path) -> Path:
     return path
 
 
-def test_the_page_stylizes_downloads_and_reports_mistakes(browser, server, tmp_path,
-                                                           capfd) -> None:
+def _screenshot(page, path: Path) -> None:
+    """The whole page as a 256-colour PNG (small enough to commit)."""
+    page.wait_for_timeout(500)  # let the images finish fading in
+    page.screenshot(path=path, full_page=True)
+    Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)
+
+
+def test_the_page_stylizes_downloads_and_reports_mistakes(browser, server, tmp_path, capfd,
+                                                           monkeypatch) -> None:
     app, url = server
     photo = cat_photo(tmp_path / "cat.jpg", (192, 128))
     page = browser.new_page(viewport={"width": 1280, "height": 940}, accept_downloads=True)
@@ -219,8 +228,7 @@ def test_the_page_stylizes_downloads_and_reports_mistakes(browser, server, tmp_p
     page.locator("#run-sheet").click()
     page.locator("#sheet-out img").wait_for(timeout=30_000)
     if os.environ.get("FAST_NST_WEB_SCREENSHOT"):
-        page.wait_for_timeout(500)  # let the images finish fading in
-        page.screenshot(path=os.environ["FAST_NST_WEB_SCREENSHOT"], full_page=True)
+        _screenshot(page, Path(os.environ["FAST_NST_WEB_SCREENSHOT"]))
 
     page.locator("#strength input[type=number]").fill("0.5")
     page.locator("#strength input[type=number]").press("Enter")
@@ -229,6 +237,28 @@ def test_the_page_stylizes_downloads_and_reports_mistakes(browser, server, tmp_p
     half = np.abs(pixels(second) - pixels(photo)).mean()
     assert 3 < half < np.abs(pixels(first) - pixels(photo)).mean()  # strength reached the job
     assert app.cache.loads == loads  # the second request reused the loaded model
+
+    # a clip (held at its start until released) does not keep a photo from being served
+    gate = threading.Event()
+
+    def held_video(*args, **kwargs):
+        gate.wait(60)
+        return stylize_video(*args, **kwargs)
+
+    monkeypatch.setattr(web_jobs, "stylize_video", held_video)
+    page.get_by_role("tab", name="Clip").click()
+    page.locator("#clip-in input[type=file]").set_input_files(str(make_clip(tmp_path / "c.mp4")))
+    page.locator("#run-clip").click()
+    page.get_by_role("tab", name="Photo").click()
+    page.locator("#strength input[type=number]").fill("0.75")
+    page.locator("#strength input[type=number]").press("Enter")
+    _stylize(page, f"{STYLE} at strength 0.75: 192x128 px")
+    assert not gate.is_set() and not list(app.folder.rglob("c_udnie.mp4"))
+    gate.set()
+    page.get_by_role("tab", name="Clip").click()
+    page.locator("#clip-out video").wait_for(state="attached", timeout=30_000)
+    assert len(list(app.folder.rglob("c_udnie.mp4"))) == 1
+    page.get_by_role("tab", name="Photo").click()
 
     broken = tmp_path / "broken.jpg"
     broken.write_text("this is text, not a photo")
@@ -240,12 +270,7 @@ def test_the_page_stylizes_downloads_and_reports_mistakes(browser, server, tmp_p
     page.locator("#photo-in input[type=file]").set_input_files(str(notes))
     _toast(page, "Invalid file type: notes.txt")
 
-    page.get_by_role("tab", name="Clip").click()  # a short clip, same style
-    page.locator("#clip-in input[type=file]").set_input_files(str(make_clip(tmp_path / "c.mp4")))
-    page.locator("#run-clip").click()
-    page.locator("#clip-out video").wait_for(state="attached", timeout=30_000)
-    assert len(list(app.folder.rglob("c_udnie.mp4"))) == 1
-
+    page.get_by_role("tab", name="Clip").click()
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a model, just text\n" * 50)
     page.locator("#own-model input[type=file]").set_input_files(str(junk))
