@@ -36,7 +36,8 @@ from fast_nst.web_jobs import (
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+                 "--disable-component-update", "--disable-sync",
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 MODELS = bundled_models()
 STYLE = "udnie"
 # safe_load's message for a file torch cannot unpickle with weights_only (garbage included)
@@ -186,7 +187,7 @@ def _toast(page, text: str) -> None:
     page.locator(".toast-body", has_text=text).first.wait_for(timeout=20_000)
 
 
-def _stylize(page, expected_status: str) -> None:
+def _stylize(page, expected_status: str | re.Pattern) -> None:
     page.locator("#run-photo").click()
     page.locator("#status", has_text=expected_status).wait_for(timeout=30_000)
 
@@ -210,7 +211,8 @@ def test_the_page_stylizes_downloads_and_reports_mistakes(browser, server, tmp_p
                                                            monkeypatch) -> None:
     app, url = server
     photo = cat_photo(tmp_path / "cat.jpg", (192, 128))
-    page = browser.new_page(viewport={"width": 1280, "height": 940}, accept_downloads=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 940}, accept_downloads=True,
+                            permissions=["camera"])
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
     page.goto(url)
@@ -269,6 +271,17 @@ def test_the_page_stylizes_downloads_and_reports_mistakes(browser, server, tmp_p
     notes.write_text("not an image")
     page.locator("#photo-in input[type=file]").set_input_files(str(notes))
     _toast(page, "Invalid file type: notes.txt")
+
+    page.locator("#strength input[type=number]").fill("0.6")  # Chromium's fake camera
+    page.locator("#strength input[type=number]").press("Enter")
+    page.locator("#photo-in button[aria-label='Capture from camera']").click()
+    page.get_by_text("Click to Access Webcam").click()
+    page.wait_for_function("document.querySelector('#photo-in video')?.readyState >= 2")
+    page.locator("#photo-in button[aria-label='capture photo']").click()
+    page.locator("#photo-in img").wait_for()
+    page.locator("#size input").click()
+    page.get_by_role("option", name="256 px").click()
+    _stylize(page, re.compile(rf"{STYLE} at strength 0.6: (256x\d+|\d+x256) px"))
 
     page.get_by_role("tab", name="Clip").click()
     junk = tmp_path / "junk.pt"
