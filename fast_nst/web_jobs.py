@@ -7,6 +7,7 @@ command give the same pixels; files in, files out, one-line `FastNSTError`s for 
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 import threading
@@ -58,11 +59,15 @@ class Limits:
                                "here); trim it or use stylize.py, which has no limit")
 
 
+# Options the page changes per request; they only steer Pipeline's pre- and post-processing.
+PAGE_CONTROLS = dict(size=None, strength=1.0, preserve_color=False)
+
+
 class ModelCache:
     """Each model file loaded once and kept (keyed by path, size and modification time), and a
     `Pipeline` per model and options, so repeated requests never reload a network."""
 
-    def __init__(self, max_models: int = 8, max_pipelines: int = 32) -> None:
+    def __init__(self, max_models: int = 8, max_pipelines: int = 16) -> None:
         self.max_models, self.max_pipelines = max_models, max_pipelines
         self.loads = 0  # load_model calls so far: a repeated request must not raise it
         self._models: OrderedDict[tuple, StyleModel] = OrderedDict()
@@ -89,15 +94,20 @@ class ModelCache:
             return self._models[key]
 
     def pipeline(self, path: str | os.PathLike, options: StylizeOptions) -> Pipeline:
+        """A Pipeline with `options`, sharing one network on its device (and its compiled
+        graph, if any) with every request that differs only in the page's controls."""
         model = self.model(path)
-        key = (self._key(Path(path)), astuple(options))
+        runtime = replace(options, **PAGE_CONTROLS)  # what the Stylizer is built from
+        key = (self._key(Path(path)), astuple(runtime))
         with self._lock:
             if key not in self._pipelines:
-                self._pipelines[key] = Pipeline(model, options)
+                self._pipelines[key] = Pipeline(model, runtime)
             self._pipelines.move_to_end(key)
             while len(self._pipelines) > self.max_pipelines:
                 self._pipelines.popitem(last=False)
-            return self._pipelines[key]
+            view = copy.copy(self._pipelines[key])
+        view.options = options.validate()
+        return view
 
 
 def request_options(size: str, strength: float, preserve_color: bool) -> StylizeOptions:

@@ -67,12 +67,13 @@ def test_cache_loads_each_model_once_and_reloads_a_changed_file(tmp_path) -> Non
     first = cache.pipeline(model, request_options("original", 1.0, False))
     again = cache.pipeline(model, request_options("original", 1.0, False))
     other = cache.pipeline(model, request_options("256 px", 0.5, True))
-    assert cache.loads == 1
-    assert again is first and other is not first and other.model is first.model
+    assert cache.loads == 1 and again.stylizer is first.stylizer is other.stylizer
+    assert (other.options.size, other.options.strength, other.options.preserve_color) == \
+        (256, 0.5, True) and first.options.size is None
     cache.model(MODELS["the_scream"])
     assert cache.loads == 2
     os.utime(model, ns=(1, 1))  # a new file under the same name is loaded again
-    assert cache.pipeline(model, first.options).model is not first.model
+    assert cache.pipeline(model, first.options).stylizer is not first.stylizer
     assert cache.loads == 3
 
 
