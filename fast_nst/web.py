@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from PIL import Image
 
 from fast_nst.errors import FastNSTError, exit_on_user_error, find_user_error
 from fast_nst.stylize import BUNDLED_MODELS, bundled_models
@@ -37,6 +38,7 @@ from fast_nst.web_jobs import (
     thumbnails,
 )
 
+NO_PHOTO = "upload a photo or take one with the webcam first"
 THEME_FONTS = dict(font=["ui-sans-serif", "system-ui", "sans-serif"],
                    font_mono=["ui-monospace", "monospace"])  # no Google Fonts
 
@@ -80,6 +82,16 @@ class App:
                 message = message.replace(str(path), name)
             raise gr.Error(message, print_exception=False) from None
 
+    @staticmethod
+    def uploads(media: Any, own: Any, names: dict[Path, str], missing: str
+                ) -> tuple[Path, tuple[Path, str] | None]:
+        """The photo or clip and the optional own model; records their names for messages."""
+        src, own_model = upload(media), upload(own)
+        names.update(dict(x for x in (src, own_model) if x))
+        if src is None:
+            raise FastNSTError(missing)
+        return src[0], own_model
+
     def model_path(self, style: str, own: tuple[Path, str] | None) -> tuple[Path, str]:
         if own is not None:
             return own
@@ -92,19 +104,14 @@ class App:
         """Stylize button: the result image, the download button, a status line."""
         names: dict[Path, str] = {}
         with self.user_errors(names):
-            src, own_model = upload(photo), upload(own)
-            names.update(dict(x for x in (src, own_model) if x))
-            if src is None:
-                raise FastNSTError("upload a photo or take one with the webcam first")
+            src, own_model = self.uploads(photo, own, names, NO_PHOTO)
             model, label = self.model_path(style, own_model)
             progress(0, desc="stylizing")
             start = time.perf_counter()
             options = request_options(size, strength, preserve)
-            out = stylize_photo(self.cache, model, src[0], options, self.folder / "results",
+            out = stylize_photo(self.cache, model, src, options, self.folder / "results",
                                 self.limits, progress=True)
             seconds = time.perf_counter() - start
-        from PIL import Image
-
         with Image.open(out) as image:
             w, h = image.size
         status = f"**{label}** at strength {strength:g}: {w}x{h} px in {seconds:.1f} s"
@@ -114,14 +121,11 @@ class App:
         """Several styles at once: every bundled style (and an uploaded model) in one sheet."""
         names: dict[Path, str] = {}
         with self.user_errors(names):
-            src, own_model = upload(photo), upload(own)
-            names.update(dict(x for x in (src, own_model) if x))
-            if src is None:
-                raise FastNSTError("upload a photo or take one with the webcam first")
+            src, own_model = self.uploads(photo, own, names, NO_PHOTO)
             models = dict(self.models)
             if own_model is not None:
                 models[Path(own_model[1]).stem] = own_model[0]
-            out = style_sheet(self.cache, models, src[0], request_options(size, strength, preserve),
+            out = style_sheet(self.cache, models, src, request_options(size, strength, preserve),
                               self.folder / "results", self.limits)
         return str(out)
 
@@ -130,12 +134,9 @@ class App:
         """Stylize-clip button: the stylized .mp4 (audio kept) and its download."""
         names: dict[Path, str] = {}
         with self.user_errors(names):
-            src, own_model = upload(clip), upload(own)
-            names.update(dict(x for x in (src, own_model) if x))
-            if src is None:
-                raise FastNSTError("upload a video clip first")
+            src, own_model = self.uploads(clip, own, names, "upload a video clip first")
             model, _ = self.model_path(style, own_model)
-            out = stylize_clip(self.cache, model, src[0], request_options(size, strength, preserve),
+            out = stylize_clip(self.cache, model, src, request_options(size, strength, preserve),
                                self.folder / "results", self.limits,
                                on_frame=lambda i, n: progress((i, n), desc="frames", unit="frames"))
         return str(out), gr.DownloadButton(value=str(out), interactive=True)
