@@ -40,7 +40,7 @@ SIZES: dict[str, int | None] = {"original": None, "256 px": 256, "512 px": 512,
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may ask for; a 2-core CPU does about 1 megapixel per second."""
+    """What one request may ask for (a 2-core CPU does about 0.2 megapixels a second)."""
 
     max_frames: int = 300  # frames per clip (10 s at 30 fps)
     max_megapixels: float = 36.0  # output photo size; larger ones go through tiles
