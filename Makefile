@@ -5,14 +5,14 @@ BIN     := $(VENV)/bin
 PYTHON  := $(BIN)/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: install test lint bench tensorboard train demo experiments compare calibrate clean
+.PHONY: install test lint bench tensorboard train demo experiments compare calibrate serve clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade pip
-	$(PYTHON) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PYTHON) -m pip install -q -c constraints.txt -e '.[dev,web]'
 	touch $(STAMP)
 
 test: install
@@ -37,6 +37,12 @@ experiments: install
 
 demo: install
 	$(PYTHON) -m fast_nst.demo --output demo
+
+# The web page on http://127.0.0.1:7860 (docs/web.md); e.g. SERVE_ARGS='--port 8000'
+SERVE_ARGS ?=
+
+serve: install
+	$(BIN)/fast-nst-serve $(SERVE_ARGS)
 
 # The full protocol (every bundled model, 6 photos, 256 and 512 px, 300 L-BFGS iterations from
 # content and noise init) takes hours on a CPU; narrow it with e.g. COMPARE_ARGS='sizes=[256]'.

@@ -1,0 +1,298 @@
+"""The web page: its jobs (same pixels as stylize.py, limits, one-line errors, one load per
+model) and the page itself, driven in a real headless Chromium through Playwright.
+
+The browser test is skipped with the reason when Chromium or Playwright is absent (.ci/run
+installs Chromium). FAST_NST_WEB_SCREENSHOT=path also saves a screenshot of the page with a
+result there (docs/images/web.png is made this way).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+from test_video import make_clip
+
+from fast_nst import FastNSTError, web_jobs
+from fast_nst.stylize import bundled_models, stylize_paths
+from fast_nst.video import stylize_video
+from fast_nst.web_jobs import (
+    Limits,
+    ModelCache,
+    request_options,
+    style_sheet,
+    stylize_clip,
+    stylize_photo,
+)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync",
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+MODELS = bundled_models()
+STYLE = "udnie"
+# safe_load's message for a file torch cannot unpickle with weights_only (garbage included)
+JUNK_MODEL = r"junk\.pt (refused|is not a model)"
+
+
+def cat_photo(path: Path, size: tuple[int, int] = (96, 64)) -> Path:
+    """scikit-image's cat, small (ships with the package, nothing downloaded)."""
+    from skimage import data
+
+    Image.fromarray(data.chelsea()).resize(size, Image.Resampling.LANCZOS).save(path)
+    return path
+
+
+def pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB")).astype(np.int16)
+
+
+# ---------------------------------------------------------------------------------------------
+# The jobs, without a browser
+
+
+def test_cache_loads_each_model_once_and_reloads_a_changed_file(tmp_path) -> None:
+    cache = ModelCache()
+    model = shutil.copy(MODELS[STYLE], tmp_path / "mine.pt")
+    first = cache.pipeline(model, request_options("original", 1.0, False))
+    again = cache.pipeline(model, request_options("original", 1.0, False))
+    other = cache.pipeline(model, request_options("256 px", 0.5, True))
+    assert cache.loads == 1 and again.stylizer is first.stylizer is other.stylizer
+    assert (other.options.size, other.options.strength, other.options.preserve_color) == \
+        (256, 0.5, True) and first.options.size is None
+    cache.model(MODELS["the_scream"])
+    assert cache.loads == 2
+    os.utime(model, ns=(1, 1))  # a new file under the same name is loaded again
+    assert cache.pipeline(model, first.options).stylizer is not first.stylizer
+    assert cache.loads == 3
+
+
+@pytest.mark.parametrize("tiled", [False, True])
+def test_photo_gives_the_same_pixels_as_stylize_py(tmp_path, tiled) -> None:
+    photo = cat_photo(tmp_path / "cat.png", (120, 80))
+    options = request_options("original", 0.8, True)
+    if tiled:  # the large-photo path, on a small photo
+        options.auto_tile_pixels, options.auto_tile, options.overlap = 1000, 64, 16
+    out = stylize_photo(ModelCache(), MODELS[STYLE], photo, options, tmp_path / "web")
+    reference = stylize_paths(MODELS[STYLE], [photo], tmp_path / "cli.png", options)[0]
+    assert out.name == "cat_udnie.png" and out.parent.parent == tmp_path / "web"
+    np.testing.assert_array_equal(pixels(out), pixels(reference))
+    assert np.abs(pixels(out) - pixels(photo)).mean() > 10
+
+
+def test_output_size_and_jpeg_in_jpeg_out(tmp_path) -> None:
+    photo = cat_photo(tmp_path / "cat.jpg", (120, 80))
+    out = stylize_photo(ModelCache(), MODELS[STYLE], photo, request_options("256 px", 1, False),
+                        tmp_path)
+    assert out.suffix == ".jpg" and Image.open(out).size == (256, 171)
+
+
+def test_user_mistakes_are_one_line_errors(tmp_path) -> None:
+    photo = cat_photo(tmp_path / "cat.png")
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a photo")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model, just text\n" * 50)
+    fake_clip = tmp_path / "fake.mp4"
+    fake_clip.write_text("not a clip")
+    cache = ModelCache()
+    opts = request_options("original", 1, False)
+    cases = [
+        (lambda: stylize_photo(cache, MODELS[STYLE], text, opts, tmp_path), "is not an image"),
+        (lambda: stylize_photo(cache, junk, photo, opts, tmp_path), JUNK_MODEL),
+        (lambda: stylize_photo(cache, MODELS[STYLE], photo, request_options("2048 px", 1, False),
+                               tmp_path, Limits(max_megapixels=1)), "the limit here is 1"),
+        (lambda: stylize_clip(cache, MODELS[STYLE], photo, opts, tmp_path), "not a video clip"),
+        (lambda: stylize_clip(cache, MODELS[STYLE], fake_clip, opts, tmp_path),
+         "fake.mp4 is not a video PyAV can read"),
+        (lambda: request_options("huge", 1, False), "unknown output size"),
+        (lambda: request_options("original", 2, False), "--strength must be between 0 and 1"),
+    ]
+    for call, message in cases:
+        with pytest.raises(FastNSTError, match=message) as err:
+            call()
+        assert "\n" not in str(err.value)
+    assert cache.loads == 0  # photo, size and clip are checked before a model is loaded
+
+
+def test_clip_through_the_video_path_with_progress_and_a_frame_limit(tmp_path) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", frames=6)
+    seen: list[tuple[int, int | None]] = []
+    out = stylize_clip(ModelCache(), MODELS[STYLE], clip, request_options("original", 1, False),
+                       tmp_path / "web", on_frame=lambda i, n: seen.append((i, n)))
+    assert out.suffix == ".mp4" and [i for i, _ in seen] == [1, 2, 3, 4, 5, 6]
+    with av.open(str(out)) as video:
+        frames = [f.to_ndarray(format="rgb24") for f in video.decode(video=0)]
+        assert len(frames) == 6 and video.streams.audio
+    with pytest.raises(FastNSTError, match="more than 4 frames"):
+        stylize_clip(ModelCache(), MODELS[STYLE], clip, request_options("original", 1, False),
+                     tmp_path / "short", Limits(max_frames=4))
+    assert not list((tmp_path / "short").rglob("*.mp4"))  # nothing half-written
+
+
+def test_several_styles_sheet(tmp_path) -> None:
+    photo = cat_photo(tmp_path / "cat.png", (96, 64))
+    cache = ModelCache()
+    out = style_sheet(cache, MODELS, photo, request_options("original", 1, False), tmp_path,
+                      Limits(sheet_size=64))
+    sheet = pixels(out)
+    assert cache.loads == len(MODELS)
+    assert sheet.shape[1] > (len(MODELS) + 1) * 64 and sheet.shape[0] < 2 * 64 + 40
+
+
+# ---------------------------------------------------------------------------------------------
+# The page in a real browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.is_file():
+        pytest.skip(f"Chromium absent ({CHROMIUM}); apt-get install chromium (.ci/run does)")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright absent; pip install -e '.[web]'")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    pytest.importorskip("gradio", reason="gradio absent; pip install -e '.[web]'")
+    from fast_nst.web import App, launch
+
+    app = App(MODELS, Limits(max_frames=20), tmp_path_factory.mktemp("web"))
+    port = _free_port()
+    page = launch(app, "127.0.0.1", port, block=False)
+    yield app, f"http://127.0.0.1:{port}"
+    page.close()
+
+
+def _toast(page, text: str) -> None:
+    page.locator(".toast-body", has_text=text).first.wait_for(timeout=20_000)
+
+
+def _stylize(page, expected_status: str | re.Pattern) -> None:
+    page.locator("#run-photo").click()
+    page.locator("#status", has_text=expected_status).wait_for(timeout=30_000)
+
+
+def _download(page, folder: Path) -> Path:
+    with page.expect_download(timeout=20_000) as info:
+        page.locator("#download").click()
+    path = folder / info.value.suggested_filename
+    info.value.save_as(path)
+    return path
+
+
+def _screenshot(page, path: Path) -> None:
+    """The whole page as a 256-colour PNG (small enough to commit)."""
+    page.wait_for_timeout(500)  # let the images finish fading in
+    page.screenshot(path=path, full_page=True)
+    Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)
+
+
+def test_the_page_stylizes_downloads_and_reports_mistakes(browser, server, tmp_path, capfd,
+                                                           monkeypatch) -> None:
+    app, url = server
+    photo = cat_photo(tmp_path / "cat.jpg", (192, 128))
+    page = browser.new_page(viewport={"width": 1280, "height": 940}, accept_downloads=True,
+                            permissions=["camera"])
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(url)
+    loads = app.cache.loads
+    assert loads == len(MODELS)  # thumbnails loaded every bundled style once
+
+    page.locator("#photo-in input[type=file]").set_input_files(str(photo))
+    page.locator("#styles button[aria-label^='Thumbnail']").nth(list(MODELS).index(STYLE)).click()
+    page.wait_for_function(f"document.querySelector('#style input').value === '{STYLE}'")
+    _stylize(page, f"{STYLE} at strength 1: 192x128 px")
+    page.locator("#photo-out img").wait_for()
+    first = _download(page, tmp_path / "first")
+    assert first.name == "cat_udnie.jpg" and Image.open(first).size == (192, 128)
+    assert np.abs(pixels(first) - pixels(photo)).mean() > 10
+    page.locator("#run-sheet").click()
+    page.locator("#sheet-out img").wait_for(timeout=30_000)
+    if os.environ.get("FAST_NST_WEB_SCREENSHOT"):
+        _screenshot(page, Path(os.environ["FAST_NST_WEB_SCREENSHOT"]))
+
+    page.locator("#strength input[type=number]").fill("0.5")
+    page.locator("#strength input[type=number]").press("Enter")
+    _stylize(page, f"{STYLE} at strength 0.5: 192x128 px")
+    second = _download(page, tmp_path / "second")
+    half = np.abs(pixels(second) - pixels(photo)).mean()
+    assert 3 < half < np.abs(pixels(first) - pixels(photo)).mean()  # strength reached the job
+    assert app.cache.loads == loads  # the second request reused the loaded model
+
+    # a clip (held at its start until released) does not keep a photo from being served
+    gate = threading.Event()
+
+    def held_video(*args, **kwargs):
+        gate.wait(60)
+        return stylize_video(*args, **kwargs)
+
+    monkeypatch.setattr(web_jobs, "stylize_video", held_video)
+    page.get_by_role("tab", name="Clip").click()
+    page.locator("#clip-in input[type=file]").set_input_files(str(make_clip(tmp_path / "c.mp4")))
+    page.locator("#run-clip").click()
+    page.get_by_role("tab", name="Photo").click()
+    page.locator("#strength input[type=number]").fill("0.75")
+    page.locator("#strength input[type=number]").press("Enter")
+    _stylize(page, f"{STYLE} at strength 0.75: 192x128 px")
+    assert not gate.is_set() and not list(app.folder.rglob("c_udnie.mp4"))
+    gate.set()
+    page.get_by_role("tab", name="Clip").click()
+    page.locator("#clip-out video").wait_for(state="attached", timeout=30_000)
+    assert len(list(app.folder.rglob("c_udnie.mp4"))) == 1
+    page.get_by_role("tab", name="Photo").click()
+
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("this is text, not a photo")
+    page.locator("#photo-in input[type=file]").set_input_files(str(broken))
+    page.locator("#run-photo").click()
+    _toast(page, "broken.jpg is not an image PIL can read")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    page.locator("#photo-in input[type=file]").set_input_files(str(notes))
+    _toast(page, "Invalid file type: notes.txt")
+
+    page.locator("#strength input[type=number]").fill("0.6")  # Chromium's fake camera
+    page.locator("#strength input[type=number]").press("Enter")
+    page.locator("#photo-in button[aria-label='Capture from camera']").click()
+    page.get_by_text("Click to Access Webcam").click()
+    page.wait_for_function("document.querySelector('#photo-in video')?.readyState >= 2")
+    page.locator("#photo-in button[aria-label='capture photo']").click()
+    page.locator("#photo-in img").wait_for()
+    page.locator("#size input").click()
+    page.get_by_role("option", name="256 px").click()
+    _stylize(page, re.compile(rf"{STYLE} at strength 0.6: (256x\d+|\d+x256) px"))
+
+    page.get_by_role("tab", name="Clip").click()
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model, just text\n" * 50)
+    page.locator("#own-model input[type=file]").set_input_files(str(junk))
+    page.locator("#own-model", has_text="junk.pt").wait_for()
+    page.locator("#run-clip").click()
+    page.locator(".toast-body").filter(has_text=re.compile(JUNK_MODEL)).first.wait_for()
+
+    hosts = {u.split("/")[2] for u in requests if u.startswith(("http:", "https:", "ws"))}
+    assert hosts == {url.split("/")[2]}  # nothing fetched from anywhere else
+    assert "Traceback" not in "".join(capfd.readouterr())
+    page.close()
