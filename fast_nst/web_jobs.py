@@ -20,12 +20,11 @@ from PIL import Image
 
 from fast_nst import sheet
 from fast_nst.errors import FastNSTError
-from fast_nst.io import save_image
+from fast_nst.io import image_header, save_image
 from fast_nst.stylize import (
     Pipeline,
     StyleModel,
     StylizeOptions,
-    _header,
     load_model,
     load_pixels,
     safe_name,
@@ -127,7 +126,7 @@ def _result_path(folder: Path, src: Path, style: str, ext: str) -> Path:
 def photo_size(photo: Path, size: int | None) -> tuple[int, int]:
     """(width, height) the result will have; one-line errors for files that are no image."""
     try:
-        return target_size(*_header(photo), size=size)
+        return target_size(*image_header(photo), size=size)
     except Image.DecompressionBombError:
         raise FastNSTError(f"{photo} has too many pixels to open safely") from None
 
