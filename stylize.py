@@ -12,8 +12,10 @@ Flags of pytorch/examples `neural_style.py eval` also work: --content-image, --o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 
 from fast_nst.errors import FastNSTError, exit_on_user_error
 from fast_nst.export import export_file
@@ -69,25 +71,41 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class _Stderr(logging.Handler):
-    """The chosen fast path and warnings, one line each on the current stderr."""
+class _Messages(logging.Handler):
+    """The chosen fast path on stdout and warnings on stderr, one line each (stderr carries
+    only warnings and errors)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        prefix = "warning: " if record.levelno >= logging.WARNING else ""
-        print(prefix + record.getMessage(), file=sys.stderr)
+        if record.levelno >= logging.WARNING:
+            print("warning: " + record.getMessage(), file=sys.stderr)
+        else:
+            print(record.getMessage())
 
 
-def show_messages() -> None:
-    logger = logging.getLogger("fast_nst")
-    if not any(isinstance(h, _Stderr) for h in logger.handlers):
-        logger.addHandler(_Stderr())
+@contextlib.contextmanager
+def show_messages() -> Iterator[None]:
+    """fast_nst's log records as lines while the command runs (and not after: `main` may be
+    called again in the same process)."""
+    logger, handler = logging.getLogger("fast_nst"), _Messages()
+    level = logger.level
+    logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    show_messages()
+    with show_messages():
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    """The command, once its arguments are parsed."""
     if args.export_onnx:
         args.export, args.output = "onnx", args.export_onnx
     if args.output is None:

@@ -248,7 +248,7 @@ def test_compiled_shapes_only_the_planned_ones(monkeypatch) -> None:
     assert seen == [(2, 3, 16, 16)]
 
 
-def run_stylize_cli(capsys, *args) -> tuple[int, str]:
+def run_stylize_cli(capsys, *args) -> tuple[int, str, str]:
     spec = importlib.util.spec_from_file_location("stylize_cli", ROOT / "stylize.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -257,22 +257,23 @@ def run_stylize_cli(capsys, *args) -> tuple[int, str]:
         code = 0
     except SystemExit as exit_:
         code = exit_.code
-    return code, capsys.readouterr().err
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 def test_stylize_cli_says_its_path_and_warns_for_slow_bf16(tmp_path, capsys, zen3) -> None:
     model = tiny_model(tmp_path)
     write_photos(tmp_path / "in", 1, 20, 24)
     src = tmp_path / "in" / "0.png"
-    code, err = run_stylize_cli(capsys, "--model", model, src, "-o", tmp_path / "a.png",
-                                "--device", "cpu")
-    assert code == 0 and err.splitlines() == [
-        "stylize: eager fp32 (CPU without native bf16: AVX2; 1 forward call(s))"]
-    code, err = run_stylize_cli(capsys, "--model", model, src, "-o", tmp_path / "b.png",
-                                "--device", "cpu", "--precision", "bf16")
+    code, out, err = run_stylize_cli(capsys, "--model", model, src, "-o", tmp_path / "a.png",
+                                     "--device", "cpu")
+    assert code == 0 and err == "" and out.splitlines()[0] == (
+        "stylize: eager fp32 (CPU without native bf16: AVX2; 1 forward call(s))")
+    code, out, err = run_stylize_cli(capsys, "--model", model, src, "-o", tmp_path / "b.png",
+                                     "--device", "cpu", "--precision", "bf16")
     assert code == 0 and (tmp_path / "b.png").is_file()
-    assert err.splitlines()[0] == ("warning: precision bf16 on a CPU without native bf16 (AVX2) "
-                                   "runs many times slower than float32; leave precision on auto")
+    assert err.splitlines() == ["warning: precision bf16 on a CPU without native bf16 (AVX2) "
+                                "runs many times slower than float32; leave precision on auto"]
 
 
 # ---------------------------------------------------------------------------- the optimizer
