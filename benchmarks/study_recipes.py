@@ -85,15 +85,17 @@ def checkpoints(variant: Path) -> list[tuple[float, int, Path]]:
     found, offset_min, offset_steps = [], 0.0, 0
     for phase in sorted(variant.glob("phase*")):
         phase_rows = []
+        export = load_torch_file(next(phase.glob("*.pt")))
+        per_step = export["meta"]["train_seconds"] / max(1, export["meta"]["steps"])
         for ckpt in (phase / "checkpoints").glob("step*.ckpt"):
             payload = load_torch_file(ckpt, what="checkpoint")
+            step = payload["global_step"]
             timer = payload.get("callbacks", {}).get("Timer", {})
-            seconds = timer.get("time_elapsed", {}).get("train", 0.0)
-            phase_rows.append((offset_min + seconds / 60, offset_steps + payload["global_step"],
-                               ckpt))
+            # A run without max_time has no Timer: its average seconds per step stand in.
+            seconds = timer.get("time_elapsed", {}).get("train", step * per_step)
+            phase_rows.append((offset_min + seconds / 60, offset_steps + step, ckpt))
         phase_rows.sort()
         found += phase_rows
-        export = load_torch_file(next(phase.glob("*.pt")))
         offset_min += export["meta"]["train_seconds"] / 60
         offset_steps += export["meta"]["steps"]
     return found

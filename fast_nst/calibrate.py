@@ -40,7 +40,7 @@ from fast_nst.calibration import (
     weight_range,
     write_report,
 )
-from fast_nst.cli import hydra_app
+from fast_nst.cli import describe_config_error, hydra_app
 from fast_nst.compare import training_gatys_config
 from fast_nst.data import val_transform
 from fast_nst.device import pick_device
@@ -88,7 +88,8 @@ def training_config(overrides: list[str]) -> DictConfig:
             del cfg["hydra"]
         return cfg
     except HydraException as err:
-        raise FastNSTError(f"train overrides {overrides}: {str(err).splitlines()[0]}") from err
+        detail = describe_config_error(err) or str(err).splitlines()[0]
+        raise FastNSTError(f"in train=[...]: {detail}") from err
     finally:
         restore_gh_from_backup(backup)
 

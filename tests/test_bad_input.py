@@ -1,8 +1,9 @@
 """The bad-input contract, walked across every entry point (stylize.py, train.py,
-python -m fast_nst.gatys, python -m fast_nst.compare; the config errors also for experiments
-and flicker): exit status 2, exactly one line on stderr starting `error:`, no traceback, no
-file under the output's final name, and nothing already on disk changed. Model files with
-code payloads in every extension the loaders accept never run.
+python -m fast_nst.gatys, python -m fast_nst.compare, python -m fast_nst.calibrate; the config
+errors also for experiments and flicker; the web page has its own in tests/test_web.py): exit
+status 2, exactly one line on stderr starting `error:`, no traceback, no file under the output's
+final name, and nothing already on disk changed. Model files with code payloads in every
+extension the loaders accept never run.
 
 Most cases call the `main()` functions in this process (capfd sees every byte written to the
 real stdout/stderr); a few subprocesses, started together, prove the real exit path.
@@ -25,6 +26,7 @@ import torch
 from PIL import Image
 
 import stylize as stylize_app
+from fast_nst import calibrate as calibrate_app
 from fast_nst import compare as compare_app
 from fast_nst import experiments as experiments_app
 from fast_nst import flicker as flicker_app
@@ -302,9 +304,29 @@ def test_compare(extra, expected, files, capfd, monkeypatch) -> None:
                    (run / "compare.md", run / "compare.csv"))
 
 
+# --------------------------------------------------------------------------- calibrate
+@pytest.mark.parametrize("extra, expected", [
+    (["style={f}/nope.jpg"], "style image not found"),
+    (["style={f}/notimage.png"], "not an image PIL can read"),
+    (["weights=[]"], "no style weights to try"),
+    (['train=["loss=nosuch"]'], "unknown loss option 'nosuch'"),
+    (["photos=[{f}/nope.jpg]"], "not found"),
+], ids=["missing style", "style not an image", "no weights", "bad train override",
+        "missing photo"])
+def test_calibrate(extra, expected, files, capfd, monkeypatch) -> None:
+    run = files / "runs" / f"calibrate_{len(expected)}"
+    argv = [f"hydra.run.dir={run}", f"style={files / 'style.png'}", "vgg=random",
+            f"photos=[{files / 'photo.png'}]", "steps=1", "count=2", "progress=false",
+            'train=["data.image_size=32","style.size=48"]', *[e.format(f=files) for e in extra]]
+    before = snapshot(files)
+    code, out, err = call(calibrate_app.main, argv, capfd, monkeypatch, hydra=True)
+    check_contract(code, out, err, expected, files, before,
+                   (run / "calibration.csv", run / "calibration.png", run / "calibration.md"))
+
+
 # --------------------------------------------------------------------------- every Hydra app
 APPS = {"train": train_app, "gatys": gatys_app, "experiments": experiments_app,
-        "compare": compare_app, "flicker": flicker_app}
+        "compare": compare_app, "flicker": flicker_app, "calibrate": calibrate_app}
 
 
 @pytest.mark.parametrize("app", APPS)
