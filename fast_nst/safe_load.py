@@ -17,6 +17,10 @@ import torch
 
 from fast_nst.errors import FastNSTError
 
+# What torch's safe unpickler says when a file asks for code (a callable or a class to build);
+# other refusals ("Unsupported operand", ...) mean the bytes are not a pickle at all.
+_NEEDS_CODE = ("Unsupported global", "Unsupported class", "unrecognized function", "reduce")
+
 
 def load_torch_file(path: str | os.PathLike, what: str = "model") -> Any:
     """The contents of a torch file, loaded safely onto the CPU; one-line errors."""
@@ -33,11 +37,13 @@ def load_torch_file(path: str | os.PathLike, what: str = "model") -> Any:
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for foreign or hostile files
         text = str(err).strip()
-        if "weights_only" in text or "Unsupported global" in text:
+        if any(mark in text for mark in _NEEDS_CODE):
             raise FastNSTError(
                 f"{path} refused: it needs Python code to load (a pickled object, not only "
                 "tensors), and fast_nst never runs code from a model file; re-export it with "
                 "plain tensors and containers") from None
-        reason = text.splitlines()[0] if text else type(err).__name__
+        reason = (text.splitlines()[0] if text else type(err).__name__)
+        if "weights_only" in reason:  # torch's preamble; the detail says what it met
+            reason = next((line for line in text.splitlines() if "Unsupported" in line), reason)
         raise FastNSTError(f"{path} is not a {what} file torch can read ({reason[:120]})") \
             from None

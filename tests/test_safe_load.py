@@ -63,6 +63,15 @@ def test_refusal_says_why(tmp_path) -> None:
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("text", ["not a model\n", "abc def\n", "#!/bin/sh\necho hi\n"])
+def test_a_text_file_is_not_called_code(tmp_path, text) -> None:
+    """A text file renamed .pt is unreadable, not a file that asks to run code."""
+    (tmp_path / "notes.pt").write_text(text)
+    with pytest.raises(FastNSTError, match="is not a model file torch can read") as err:
+        load_torch_file(tmp_path / "notes.pt")
+    assert "runs code" not in str(err.value) and "weights_only" not in str(err.value)
+
+
 def test_empty_missing_and_folder(tmp_path) -> None:
     (tmp_path / "empty.pt").write_bytes(b"")
     with pytest.raises(FastNSTError, match="is empty"):
