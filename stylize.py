@@ -87,14 +87,16 @@ def show_messages() -> Iterator[None]:
     """fast_nst's log records as lines while the command runs (and not after: `main` may be
     called again in the same process)."""
     logger, handler = logging.getLogger("fast_nst"), _Messages()
-    level = logger.level
+    level, propagate = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    logger.propagate = False  # printed here, once, whatever the root logger's handlers are
     try:
         yield
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+        logger.propagate = propagate
 
 
 @exit_on_user_error

@@ -6,6 +6,7 @@ errors."""
 from __future__ import annotations
 
 import importlib.util
+import io
 import logging
 import os
 import subprocess
@@ -274,6 +275,25 @@ def test_stylize_cli_says_its_path_and_warns_for_slow_bf16(tmp_path, capsys, zen
     assert code == 0 and (tmp_path / "b.png").is_file()
     assert err.splitlines() == ["warning: precision bf16 on a CPU without native bf16 (AVX2) "
                                 "runs many times slower than float32; leave precision on auto"]
+
+
+def test_stylize_cli_messages_ignore_stale_root_handlers(tmp_path, capsys, zen3) -> None:
+    """A handler another tool left on the root logger (here on a closed stream) neither breaks
+    nor doubles the path line."""
+    stream = io.StringIO()
+    stale = logging.StreamHandler(stream)
+    logging.getLogger().addHandler(stale)
+    stream.close()
+    try:
+        model = tiny_model(tmp_path)
+        write_photos(tmp_path / "in", 1, 20, 24)
+        code, out, err = run_stylize_cli(capsys, "--model", model, tmp_path / "in" / "0.png",
+                                         "-o", tmp_path / "a.png", "--device", "cpu")
+    finally:
+        logging.getLogger().removeHandler(stale)
+    assert code == 0 and err == "", err
+    assert [line for line in out.splitlines() if line.startswith("stylize: ")] == [
+        "stylize: eager fp32 (CPU without native bf16: AVX2; 1 forward call(s))"]
 
 
 # ---------------------------------------------------------------------------- the optimizer
