@@ -1,0 +1,41 @@
+"""Train a feed-forward style network: `fast-nst-train style=starry_night data=local vgg=caffe`
+(or `python train.py ...`).
+
+Thin Hydra entry point: the config (conf/config.yaml and its groups) says what to build; the
+work is in fast_nst.data, fast_nst.module and Lightning's Trainer. Resume only with ckpt_path
+(see fast_nst.resume); everything is checked (fast_nst.preflight) before a file is written.
+"""
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from fast_nst.cli import hydra_app
+
+
+@hydra_app(config_path="../../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    # Imported here, so that a config mistake is reported before torch and Lightning load.
+    import pytorch_lightning as pl
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+
+    from fast_nst.calibrate import auto_style_weight
+    from fast_nst.device import trainer_precision
+    from fast_nst.preflight import check_training
+    from fast_nst.resume import fit
+
+    check_training(cfg, Path(HydraConfig.get().runtime.output_dir))
+    calibration = auto_style_weight(cfg)  # loss.style_weight=auto: measure and choose it first
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = instantiate(cfg.data)
+    module = instantiate(cfg.module, calibration=calibration and calibration.as_meta())
+    # precision: auto is resolved here, from the device that will train (fast_nst.device).
+    trainer = instantiate(cfg.trainer, precision=trainer_precision(cfg.trainer))
+    if calibration is not None:
+        calibration.log(trainer)
+    fit(trainer, module, datamodule, cfg.ckpt_path)  # checkpoints load with weights_only
+
+
+if __name__ == "__main__":
+    main()
