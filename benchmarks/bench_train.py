@@ -35,6 +35,7 @@ from fast_nst.data import ImageDataModule  # noqa: E402
 from fast_nst.device import describe_hardware, resolve_precision, trainer_device  # noqa: E402
 from fast_nst.errors import ArgumentParser, FastNSTError, exit_on_user_error  # noqa: E402
 from fast_nst.experiments import pyplot, save_figure  # noqa: E402
+from fast_nst.gatys import write_csv  # noqa: E402
 from fast_nst.module import CPUMemory, StyleTransferModule  # noqa: E402
 
 SHARED = Path(os.environ.get("FAST_NST_SHARED", ROOT.parent / "shared"))
@@ -172,6 +173,10 @@ def print_table(rows: list[tuple[str, str, float, float]], args: argparse.Namesp
     for width, precision, per_step, speedup in rows:
         print(f"| {width} | {precision} | {per_step:.3f} | {args.batch / per_step:.2f} | "
               f"{speedup:.2f}x |")
+    write_csv([{"width": w, "precision": p, "s_per_step": f"{t:.6g}",
+                "images_per_s": f"{args.batch / t:.6g}", "speedup": f"{x:.6g}"}
+               for w, p, t, x in rows], args.out / "throughput.csv")
+    print(f"\ntable: {args.out / 'throughput.csv'}")
 
 
 def check_args(args: argparse.Namespace) -> None:

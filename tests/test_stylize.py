@@ -272,12 +272,24 @@ def test_bf16_runs_close_to_fp32(tmp_path, model_pt) -> None:
     assert psnr > 30
 
 
-def test_device_choice() -> None:
+@pytest.mark.parametrize("cuda, mps, expected", [(True, True, "cuda"), (False, True, "mps"),
+                                                  (False, False, "cpu")])
+def test_auto_device_prefers_cuda_then_mps(monkeypatch, cuda, mps, expected) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert pick_device("auto").type == expected
     assert pick_device("cpu").type == "cpu"
-    assert pick_device("auto").type in ("cpu", "cuda", "mps")
-    if not torch.cuda.is_available():
-        with pytest.raises(FastNSTError, match="no CUDA GPU"):
-            pick_device("cuda")
+
+
+def test_absent_devices_are_one_line_errors(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(FastNSTError, match="no CUDA GPU is visible; use auto or cpu"):
+        pick_device("cuda:1")
+    with pytest.raises(FastNSTError, match="MPS is not available"):
+        pick_device("mps")
+    with pytest.raises(FastNSTError, match="unknown device 'gpu0'"):
+        pick_device("gpu0")
 
 
 # ---------------------------------------------------------------------------- tiling
