@@ -9,6 +9,7 @@ no fallback to a full unpickle; a file that needs one is refused with a one-line
 from __future__ import annotations
 
 import os
+import pickletools
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,20 @@ from fast_nst.errors import FastNSTError
 # What torch's safe unpickler says when a file asks for code (a callable or a class to build);
 # other refusals ("Unsupported operand", ...) mean the bytes are not a pickle at all.
 _NEEDS_CODE = ("Unsupported global", "Unsupported class", "unrecognized function", "reduce")
+# Pickle opcodes that import or call something: read (never executed) by `pickletools`.
+_CODE_OPCODES = {"GLOBAL", "STACK_GLOBAL", "REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"}
+
+
+def _pickle_asks_for_code(path: Path) -> bool:
+    """Whether a plain pickle (which torch's safe reader cannot parse) names code to run.
+
+    `pickletools.genops` only decodes the opcodes; nothing in the file is imported or called.
+    """
+    try:
+        with path.open("rb") as stream:
+            return any(op.name in _CODE_OPCODES for op, _, _ in pickletools.genops(stream))
+    except Exception:  # not a pickle at all (text, truncated, random bytes)
+        return False
 
 
 def load_torch_file(path: str | os.PathLike, what: str = "model") -> Any:
@@ -37,7 +52,7 @@ def load_torch_file(path: str | os.PathLike, what: str = "model") -> Any:
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for foreign or hostile files
         text = str(err).strip()
-        if any(mark in text for mark in _NEEDS_CODE):
+        if any(mark in text for mark in _NEEDS_CODE) or _pickle_asks_for_code(path):
             raise FastNSTError(
                 f"{path} refused: it needs Python code to load (a pickled object, not only "
                 "tensors), and fast_nst never runs code from a model file; re-export it with "
