@@ -31,10 +31,11 @@ def _pickle_asks_for_code(path: Path) -> bool:
     `pickletools.genops` only decodes the opcodes; nothing in the file is imported or called.
     """
     try:
-        with path.open("rb") as stream:
-            return any(op.name in _CODE_OPCODES for op, _, _ in pickletools.genops(stream))
+        with path.open("rb") as stream:  # the whole pickle must decode, up to its STOP
+            names = {op.name for op, _, _ in pickletools.genops(stream)}
     except Exception:  # not a pickle at all (text, truncated, random bytes)
         return False
+    return bool(names & _CODE_OPCODES)
 
 
 def load_torch_file(path: str | os.PathLike, what: str = "model") -> Any:

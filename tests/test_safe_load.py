@@ -63,13 +63,25 @@ def test_refusal_says_why(tmp_path) -> None:
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("text", ["not a model\n", "abc def\n", "#!/bin/sh\necho hi\n"])
+@pytest.mark.parametrize("text", ["not a model\n", "abc def\n", "#!/bin/sh\necho hi\n", "hello"])
 def test_a_text_file_is_not_called_code(tmp_path, text) -> None:
     """A text file renamed .pt is unreadable, not a file that asks to run code."""
     (tmp_path / "notes.pt").write_text(text)
     with pytest.raises(FastNSTError, match="is not a model file torch can read") as err:
         load_torch_file(tmp_path / "notes.pt")
     assert "runs code" not in str(err.value) and "weights_only" not in str(err.value)
+
+
+def test_a_plain_pickle_that_names_code_is_called_code(tmp_path) -> None:
+    """torch cannot parse a plain pickle (protocol 4+ frames); one naming a callable is code."""
+    path, marker = hostile_file(tmp_path, "pickle", ".pt")
+    with pytest.raises(FastNSTError, match="never runs code from a model file"):
+        load_torch_file(path)
+    assert not marker.exists()
+    plain = tmp_path / "numbers.pt"
+    plain.write_bytes(pickle.dumps({"a": [1, 2.0, "x"]}))
+    with pytest.raises(FastNSTError, match="is not a model file torch can read"):
+        load_torch_file(plain)
 
 
 def test_empty_missing_and_folder(tmp_path) -> None:
