@@ -130,9 +130,14 @@ def score(model: StyleModel, reference: dict[str, Any], max_iterations: int) -> 
 
 
 def score_all(out: Path, style: str, per_variant: int, max_iterations: int) -> list[dict]:
-    reference = dict(load_model(ROOT / "models" / f"{style}.pt").meta)
+    shipped = load_model(ROOT / "models" / f"{style}.pt")
+    reference = dict(shipped.meta)
     reference["style_size"] = 512
-    rows = []
+    print(f"scoring the bundled models/{style}.pt", flush=True)
+    seconds = reference.get("train_seconds")  # absent from files exported before it was kept
+    rows = [{"variant": "bundled", "minutes": round(seconds / 60, 1) if seconds else "",
+             "steps": reference.get("steps"), **score(shipped, reference, max_iterations),
+             "checkpoint": f"models/{style}.pt"}]
     for variant in sorted(p for p in out.iterdir() if p.is_dir()):
         for minutes, steps, ckpt in pick(checkpoints(variant), per_variant):
             print(f"scoring {variant.name} at {minutes:.1f} min ({steps} steps)", flush=True)
@@ -150,7 +155,7 @@ def write_report(rows: list[dict], out: Path) -> None:
     (out / "study.md").write_text(markdown_table(table))
     fig, ax = pyplot().subplots(figsize=(6, 4), dpi=100)
     for variant in dict.fromkeys(r["variant"] for r in rows):
-        mine = [r for r in rows if r["variant"] == variant]
+        mine = [r for r in rows if r["variant"] == variant and r["minutes"] != ""]
         ax.plot([r["minutes"] for r in mine], [r["median_matched"] for r in mine], "o-",
                 label=variant)
     ax.set_xlabel("training minutes (this CPU)")
