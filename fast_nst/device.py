@@ -248,7 +248,7 @@ def keep_freed_memory() -> bool:
     By default glibc serves every large block (most activations) with its own mmap and unmaps
     it on free, so each CPU training step faults all its activations' pages back in and the
     kernel zeroes them: up to a third of a float32 step at 256 px on the development machine
-    (README, "Precision"). From the heap, untrimmed, later steps reuse the
+    (docs/training.md, "Memory on a CPU"). From the heap, untrimmed, later steps reuse the
     same pages. The price: the process holds its peak memory between steps (a full-width
     256 px step: 2.7 GB held, against a 2.55 GB peak and ~1.9 GB between steps before).
     Returns False, changing nothing, where the C library is not glibc.

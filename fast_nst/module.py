@@ -37,8 +37,8 @@ from fast_nst.transformer import NetConfig, TransformerNet, export_model
 from fast_nst.vgg import VGGEncoder, check_side
 
 # Loss weights when the config leaves them null, per VGG input convention (caffe features are
-# ~255x torchvision's: content MSE ~255^2x, Gram MSE ~255^4x). See the README for how they were
-# chosen; conf/loss/*.yaml repeats them per layer set.
+# ~255x torchvision's: content MSE ~255^2x, Gram MSE ~255^4x). See docs/training.md for how they
+# were chosen; conf/loss/*.yaml repeats them per layer set.
 DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
     "caffe": {"content": 1.0, "style": 0.2, "tv": 0.0},
     "torchvision": {"content": 1.0, "style": 1.3e4, "tv": 0.0},  # caffe's x 255^2

@@ -330,8 +330,8 @@ def _tiled_vs_untiled(untiled_1024, tile_stats: str) -> np.ndarray:
 
 
 def test_tiled_matches_untiled_on_a_1024_px_image(untiled_1024) -> None:
-    """The stated bounds (README): half-width random net (seeded), 1024 x 1024 photo-like input,
-    640 px tiles (2 x 2), 128 px overlap, as fractions of the 0..1 range.
+    """The stated bounds (docs/stylize.md): half-width random net (seeded), 1024 x 1024
+    photo-like input, 640 px tiles (2 x 2), 128 px overlap, as fractions of the 0..1 range.
     Per-tile statistics (default): mean abs difference < 0.06, 99th percentile < 0.2
     (measured 0.036 / 0.14, max 0.40: a slow tone drift, no seams). Whole-image statistics
     (--tile-stats global): mean < 0.005, max < 0.05 (measured 0.001 / 0.010)."""

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto (default): bf16 where the hardware runs it natively (GPUs, CPUs "
                    "with AVX512-BF16/AMX), fp16 on older GPUs, else fp32")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="NHWC layout (default: with bf16/fp16)")
+                   help="NHWC layout (default: on CUDA GPUs with bf16/fp16; off on a CPU)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the network (slow first call; default: when many "
                    "same-size images, tiles or frames repay it)")
