@@ -114,7 +114,12 @@ def describe_config_error(err: BaseException) -> str | None:
                     f"{', '.join(err.options)}")
         return f"cannot load config {err.missing_cfg_file!r}: {_first_line(err)}"
     if isinstance(err, OverrideParseException):
-        return f"cannot parse the override {err.override!r}: {_first_line(err)}"
+        hint = ""
+        if re.fullmatch(r"[\w.+~]+=\[.*=.*\]", err.override or ""):  # a list of overrides
+            key, _, items = err.override.partition("=")
+            quoted = ",".join(f'"{i.strip()}"' for i in items.strip("[]").split(","))
+            hint = f"; quote each item: '{key}=[{quoted}]'"
+        return f"cannot parse the override {err.override!r}: {_first_line(err)}{hint}"
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key:
         return _unknown_key(cause)
     if isinstance(err, InstantiationException):

@@ -311,8 +311,10 @@ def test_compare(extra, expected, files, capfd, monkeypatch) -> None:
     (["weights=[]"], "no style weights to try"),
     (['train=["loss=nosuch"]'], "unknown loss option 'nosuch'"),
     (["photos=[{f}/nope.jpg]"], "not found"),
+    (["train=[experiment=bundle/udnie,vgg=caffe]"],
+     """quote each item: 'train=["experiment=bundle/udnie","vgg=caffe"]'"""),
 ], ids=["missing style", "style not an image", "no weights", "bad train override",
-        "missing photo"])
+        "missing photo", "unquoted train list"])
 def test_calibrate(extra, expected, files, capfd, monkeypatch) -> None:
     run = files / "runs" / f"calibrate_{len(expected)}"
     argv = [f"hydra.run.dir={run}", f"style={files / 'style.png'}", "vgg=random",
