@@ -21,6 +21,7 @@ import csv
 import math
 import os
 import statistics
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -49,12 +50,18 @@ def means(path: Path) -> tuple[list[float], list[float], list[float], list[str]]
         rows = list(csv.DictReader(f))
     weights = sorted({float(r["style_weight"]) for r in rows})
 
-    def mean(key: str, w: float) -> float:
-        return statistics.fmean(float(r[key]) for r in rows if float(r["style_weight"]) == w)
+    def mean(key: str, w: float) -> float:  # as the app: photos without a measure skipped
+        return nan_mean(float(r[key]) for r in rows if float(r["style_weight"]) == w)
 
     return (weights, [mean("style_progress", w) for w in weights],
             [mean("content_ratio", w) for w in weights], list(dict.fromkeys(r["photo"]
                                                                              for r in rows)))
+
+
+def nan_mean(values: Iterable[float]) -> float:
+    """The mean of the values that are numbers (NaN: a photo with nothing to measure)."""
+    numbers = [v for v in values if not math.isnan(v)]
+    return statistics.fmean(numbers) if numbers else math.nan
 
 
 def at(weights: list[float], values: list[float], weight: float) -> float:
@@ -86,7 +93,7 @@ def network(style: str, photos: list[str]) -> tuple[float, float]:
         content, style_loss = score(loss, net(photo).clamp(0, 1), targets)
         progress.append(style_progress(style_loss, score(loss, photo, targets)[1], own))
         ratio.append(content / score(loss, painting, targets)[0])
-    return statistics.fmean(progress), statistics.fmean(ratio)
+    return nan_mean(progress), nan_mean(ratio)
 
 
 def fit(points: list[tuple[float, float]]) -> Rule:

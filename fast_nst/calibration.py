@@ -36,8 +36,8 @@ class Rule:
     their mean content ratio reaches `max_content` at a smaller one (then that weight). The
     constants were set on the four bundled styles (docs/calibrate.md)."""
 
-    style_progress: float = 0.75
-    max_content: float = 0.5
+    style_progress: float = 1.88
+    max_content: float = 0.3
 
 
 @dataclass
