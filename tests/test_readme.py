@@ -351,17 +351,30 @@ def test_the_readme_has_commands_to_check() -> None:
 
 
 @pytest.mark.parametrize("cmd", README_COMMANDS, ids=[c.id for c in README_COMMANDS])
-def test_readme_command(cmd: Command, readme_runs) -> None:
+def app_of(cmd: Command) -> App | None:
+    """The app a command runs; None for a make target (checked here)."""
     assert cmd.app != "?", f"{cmd.id}: {cmd.text}: {cmd.args[0]}"
     if cmd.app is None:
         check_make(cmd)
+        return None
+    return APPS[cmd.app]
+
+
+def overrides_to_check(cmd: Command) -> list[str]:
+    """The command's Hydra overrides; skips when they need a launcher plugin not installed."""
+    overrides = hydra_overrides(cmd.args)
+    reason = needs_missing_plugin(overrides)
+    if reason:
+        pytest.skip(reason)
+    return overrides
+
+
+def test_readme_command(cmd: Command, readme_runs) -> None:
+    app = app_of(cmd)
+    if app is None:
         return
-    app = APPS[cmd.app]
     if app.config:
-        overrides = hydra_overrides(cmd.args)
-        reason = needs_missing_plugin(overrides)
-        if reason:
-            pytest.skip(reason)
+        overrides = overrides_to_check(cmd)
         run = readme_runs[(*app.argv, *overrides, "--cfg", "job")]
         assert run.returncode == 0, f"{cmd.id}: {cmd.text}\n{run.stderr[-2000:]}"
         assert run.stdout.strip(), f"{cmd.id}: --cfg job printed no config"
@@ -376,20 +389,15 @@ def test_readme_command(cmd: Command, readme_runs) -> None:
 
 @pytest.mark.parametrize("cmd", DOCS_COMMANDS, ids=[c.id for c in DOCS_COMMANDS])
 def test_docs_command(cmd: Command) -> None:
-    assert cmd.app != "?", f"{cmd.id}: {cmd.text}: {cmd.args[0]}"
-    if cmd.app is None:
-        check_make(cmd)
+    app = app_of(cmd)
+    if app is None:
         return
-    app = APPS[cmd.app]
     if app.parser:
         check_parses(cmd)
         return
     from hydra import compose, initialize_config_dir
 
-    overrides = hydra_overrides(cmd.args)
-    reason = needs_missing_plugin(overrides)
-    if reason:
-        pytest.skip(reason)
+    overrides = overrides_to_check(cmd)
     folder, name = app.config
     try:
         with initialize_config_dir(config_dir=str(ROOT / folder), version_base="1.3",
