@@ -350,7 +350,6 @@ def test_the_readme_has_commands_to_check() -> None:
     assert {"train", "stylize", "gatys", None} <= apps, apps
 
 
-@pytest.mark.parametrize("cmd", README_COMMANDS, ids=[c.id for c in README_COMMANDS])
 def app_of(cmd: Command) -> App | None:
     """The app a command runs; None for a make target (checked here)."""
     assert cmd.app != "?", f"{cmd.id}: {cmd.text}: {cmd.args[0]}"
@@ -369,6 +368,7 @@ def overrides_to_check(cmd: Command) -> list[str]:
     return overrides
 
 
+@pytest.mark.parametrize("cmd", README_COMMANDS, ids=[c.id for c in README_COMMANDS])
 def test_readme_command(cmd: Command, readme_runs) -> None:
     app = app_of(cmd)
     if app is None:
