@@ -178,17 +178,25 @@ def trainer_precision(trainer: Any) -> str:
 # ---------------------------------------------------------------------------------------------
 # The stylization fast path
 
-# Compiling one input shape pays once the pixels that go through it exceed this, per thread:
-# on a Zen 4 (2 threads) a compile costs 10 s with a warm inductor cache and 30-45 s with an
-# empty one, and saves about 1 s per megapixel over eager bf16 (docs/speed.md).
-COMPILE_PIXELS_PER_THREAD = 8_000_000
+# Compiling one input shape pays once the pixels that go through it exceed this, per thread.
+# Measured end to end on 2 threads of an AMD EPYC Zen 5 (docs/speed.md, 64 images of 512 px,
+# 17 MP): a compile costs 15-20 s with an empty inductor cache, a few with a warm one. Compiled
+# float32 saves about 0.6 s per megapixel over eager float32 (pays from ~32 MP on 2 threads);
+# compiled bf16 saves only ~0.15 s per megapixel over the eager bf16 copy (first convolution in
+# float32, no autocast), so it needs ~4x the work. More threads make each pixel cheaper and the
+# compile no cheaper, so the bar rises with them. On GPUs it is not measured: the bar the CPU
+# rule started from.
+COMPILE_PIXELS_PER_THREAD = {"fp32": 16_000_000, "bf16": 64_000_000, "fp16": 16_000_000}
+COMPILE_PIXELS_PER_THREAD_GPU = 8_000_000
 
 
-def worth_compiling(shape: tuple[int, ...], calls: int) -> bool:
+def worth_compiling(shape: tuple[int, ...], calls: int, precision: str = "fp32",
+                    device_type: str = "cpu") -> bool:
     """A compiled shape costs one slow first call; it pays with several calls and enough work
-    (`shape` = (batch, height, width) of one call). More threads make each pixel cheaper and
-    the compile no cheaper, so the bar rises with them."""
-    need = COMPILE_PIXELS_PER_THREAD * max(1, torch.get_num_threads())
+    (`shape` = (batch, height, width) of one call) at that precision."""
+    per_thread = COMPILE_PIXELS_PER_THREAD[precision] if device_type == "cpu" else \
+        COMPILE_PIXELS_PER_THREAD_GPU
+    need = per_thread * max(1, torch.get_num_threads())
     return calls >= 2 and calls * math.prod(shape) >= need
 
 
@@ -226,7 +234,8 @@ def choose_fast_path(device: torch.device, *, precision: str = "auto",
         channels_last = resolved.short != "fp32" and device.type == "cuda"
     shapes = None
     if compile is None:
-        shapes = frozenset(s for s, n in (work or {}).items() if worth_compiling(s, n))
+        shapes = frozenset(s for s, n in (work or {}).items()
+                           if worth_compiling(s, n, resolved.short, device.type))
         compile = bool(shapes) and device.type in ("cpu", "cuda")
         calls = sum((work or {}).values())
         reason += f"; {'compiled for ' + str(len(shapes)) + ' shape(s), ' if compile else ''}" \

@@ -141,7 +141,8 @@ def test_every_trainer_config_and_recipe_defaults_to_auto(overrides) -> None:
 
 # ---------------------------------------------------------------------------- stylize
 
-BIG_FOLDER = Counter({(4, 512, 512): 40})  # 160 images of 512 px in batches of 4
+BIG_FOLDER = Counter({(4, 512, 512): 40})  # 160 images of 512 px: 42 MP, pays in fp32 only
+HUGE_FOLDER = Counter({(4, 512, 512): 160})  # 640 images: 168 MP, pays in bf16 too
 SMALL_FOLDER = Counter({(4, 512, 512): 4})  # 16 images: a compile would not pay
 ONE_IMAGE = Counter({(1, 512, 512): 1})
 
@@ -155,8 +156,10 @@ def two_threads(monkeypatch) -> None:
 @pytest.mark.parametrize("case, work, expected", [
     ("native bf16, one image", ONE_IMAGE, ("bf16", False, False)),
     ("native bf16, a small folder", SMALL_FOLDER, ("bf16", False, False)),
-    ("native bf16, a big folder", BIG_FOLDER, ("bf16", False, True)),
+    ("native bf16, a big folder", BIG_FOLDER, ("bf16", False, False)),
+    ("native bf16, a huge folder", HUGE_FOLDER, ("bf16", False, True)),
     ("no native bf16, one image", ONE_IMAGE, ("fp32", False, False)),
+    ("no native bf16, a small folder", SMALL_FOLDER, ("fp32", False, False)),
     ("no native bf16, a big folder", BIG_FOLDER, ("fp32", False, True)),
 ])
 def test_stylize_auto_path_per_cpu_and_workload(monkeypatch, case, work, expected) -> None:
@@ -180,12 +183,16 @@ def test_stylize_auto_path_on_mps_is_float32_eager() -> None:
 
 
 def test_only_shapes_with_enough_work_are_compiled(monkeypatch, zen4) -> None:
-    work = Counter({(4, 512, 512): 20, (1, 512, 512): 1, (1, 768, 768): 30, (2, 64, 64): 50,
-                    (1, 1024, 1024): 16})
+    # bf16 on 2 threads: 128 MP per shape (17 MP, 64 images of 512 px, measured no gain)
+    work = Counter({(4, 512, 512): 160, (1, 512, 512): 1, (1, 768, 768): 250, (2, 64, 64): 50,
+                    (1, 1024, 1024): 128, (4, 512, 384): 16})
     assert hw.choose_fast_path(CPU, work=work).shapes == {(4, 512, 512), (1, 768, 768),
                                                           (1, 1024, 1024)}
+    # fp32: a quarter of that
+    assert hw.choose_fast_path(CPU, precision="fp32", work=Counter(
+        {(1, 1024, 1024): 32, (4, 512, 512): 16})).shapes == {(1, 1024, 1024)}
     monkeypatch.setattr(torch, "get_num_threads", lambda: 16)  # each pixel 8x cheaper
-    assert hw.choose_fast_path(CPU, work=Counter({(1, 768, 768): 300, (4, 512, 512): 20})
+    assert hw.choose_fast_path(CPU, work=Counter({(1, 768, 768): 2000, (4, 512, 512): 160})
                                ).shapes == {(1, 768, 768)}
 
 

@@ -30,9 +30,6 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 PAGES = [README, *sorted(DOCS.rglob("*.md"))]
-# Pages written separately that land on main on their own: a link to one is checked (anchor
-# included) as soon as the file exists, and skipped, with the reason, until then.
-PENDING = {DOCS / "speed.md"}
 TIMEOUT = 120
 
 
@@ -172,8 +169,6 @@ def test_link_resolves(page: Path, line: int, target: str) -> None:
     path, _, anchor = target.partition("#")
     dest = (page.parent / path).resolve() if path else page
     where = f"{page.relative_to(ROOT)}:{line}: {target}"
-    if not dest.exists() and dest in PENDING:
-        pytest.skip(f"{dest.relative_to(ROOT)} is not in this tree yet")
     assert dest.exists(), f"{where}: no such file {dest}"
     assert ROOT in dest.parents or dest == ROOT, f"{where}: outside the repository"
     if anchor:
@@ -189,7 +184,7 @@ def test_readme_lists_every_docs_page() -> None:
     assert len(section) == 2, "README has no '## Documentation' section"
     listed = {(README.parent / t.partition("#")[0]).resolve()
               for t in LINK.findall(section[1].split("\n## ", 1)[0])}
-    pages = set(DOCS.glob("*.md")) | PENDING
+    pages = set(DOCS.glob("*.md"))
     missing = sorted(str(p.relative_to(ROOT)) for p in pages if p.resolve() not in listed)
     assert not missing, f"README's Documentation list does not link {missing}"
 
