@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -19,6 +20,17 @@ TRAIN_IMAGES = SHARED / "data" / "train"
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _no_stale_log_handlers() -> None:
+    """Hydra apps called in-process point the root logger at the streams of their test, which
+    pytest closes afterwards; a later log record would print a 'Logging error' traceback into
+    another test's output. A real command ends with its process, so only tests need this."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(getattr(handler, "stream", None), "closed", False):
+            root.removeHandler(handler)
 
 
 @pytest.fixture
