@@ -256,7 +256,7 @@ def keep_freed_memory() -> bool:
 
     By default glibc serves every large block (most activations) with its own mmap and unmaps
     it on free, so each CPU training step faults all its activations' pages back in and the
-    kernel zeroes them: up to a third of a float32 step at 256 px on the development machine
+    kernel zeroes them: up to a third of a float32 step at 256 px on a 2-core AMD EPYC
     (docs/training.md, "Memory on a CPU"). From the heap, untrimmed, later steps reuse the
     same pages. The price: the process holds its peak memory between steps (a full-width
     256 px step: 2.7 GB held, against a 2.55 GB peak and ~1.9 GB between steps before).

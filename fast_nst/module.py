@@ -399,7 +399,8 @@ class ExportModel(pl.Callback):
 
 class CPUMemory(pl.Callback):
     """On a CPU run, keep freed tensor memory for reuse (`fast_nst.device.keep_freed_memory`):
-    float32 steps 9-37% and bf16-mixed steps 3-18% faster on the development machine."""
+    float32 steps 9-37% and bf16-mixed steps 3-18% faster on a 2-core AMD EPYC
+    (docs/benchmarks.md)."""
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if isinstance(trainer.accelerator, CPUAccelerator):
