@@ -21,7 +21,6 @@ import csv
 import math
 import os
 import statistics
-from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -34,7 +33,7 @@ from fast_nst.calibrate import (
     training_config,
     training_gatys_config,
 )
-from fast_nst.calibration import Rule, style_progress, suggest
+from fast_nst.calibration import Rule, nan_mean, style_progress, suggest
 from fast_nst.experiments import markdown_table
 from fast_nst.gatys import build_loss
 from fast_nst.io import load_image
@@ -56,12 +55,6 @@ def means(path: Path) -> tuple[list[float], list[float], list[float], list[str]]
     return (weights, [mean("style_progress", w) for w in weights],
             [mean("content_ratio", w) for w in weights], list(dict.fromkeys(r["photo"]
                                                                              for r in rows)))
-
-
-def nan_mean(values: Iterable[float]) -> float:
-    """The mean of the values that are numbers (NaN: a photo with nothing to measure)."""
-    numbers = [v for v in values if not math.isnan(v)]
-    return statistics.fmean(numbers) if numbers else math.nan
 
 
 def at(weights: list[float], values: list[float], weight: float) -> float:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,12 @@ class Suggestion:
     reason: str
 
 
+def nan_mean(values: Iterable[float]) -> float:
+    """The mean over the photos that have a measure (NaN: nothing to measure against)."""
+    numbers = [v for v in values if not math.isnan(v)]
+    return statistics.fmean(numbers) if numbers else math.nan
+
+
 def style_progress(style: float, photo_style: float, painting_style: float) -> float:
     """0 at the photo's style loss, 1 at the painting's own, log scale; NaN when the photo is
     not farther from the style targets than the painting (nothing to measure against)."""
@@ -207,11 +213,7 @@ class Calibration:
 
     def _mean(self, key: str) -> list[float]:
         rows = self.rows()
-        means = []
-        for w in self.weights:
-            values = [r[key] for r in rows if r["style_weight"] == w and not math.isnan(r[key])]
-            means.append(statistics.fmean(values) if values else math.nan)
-        return means
+        return [nan_mean(r[key] for r in rows if r["style_weight"] == w) for w in self.weights]
 
     def mean_progress(self) -> list[float]:
         return self._mean("style_progress")
