@@ -33,10 +33,10 @@ bench-stylize: install
 	$(PYTHON) benchmarks/bench_stylize.py
 
 experiments: install
-	$(PYTHON) -m fast_nst.experiments
+	$(BIN)/fast-nst-experiments
 
 demo: install
-	$(PYTHON) -m fast_nst.demo --output demo
+	$(BIN)/fast-nst-demo --output demo
 
 # The web page on http://127.0.0.1:7860 (docs/web.md); e.g. SERVE_ARGS='--port 8000'
 SERVE_ARGS ?=
@@ -49,14 +49,14 @@ serve: install
 COMPARE_ARGS ?=
 
 compare: install
-	$(PYTHON) -m fast_nst.compare $(COMPARE_ARGS)
+	$(BIN)/fast-nst-compare $(COMPARE_ARGS)
 
 # Choose a style weight before training (minutes on a CPU; docs/calibrate.md), e.g.
 # make calibrate CALIBRATE_ARGS='style=painting.jpg'
 CALIBRATE_ARGS ?=
 
 calibrate: install
-	$(PYTHON) -m fast_nst.calibrate $(CALIBRATE_ARGS)
+	$(BIN)/fast-nst-calibrate $(CALIBRATE_ARGS)
 
 TRAIN_ARGS ?= experiment=local
 

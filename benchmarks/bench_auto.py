@@ -31,10 +31,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fast_nst.core.images import open_image  # noqa: E402
 from fast_nst.device import describe_hardware  # noqa: E402
 from fast_nst.errors import ArgumentParser, FastNSTError, exit_on_user_error  # noqa: E402
-from fast_nst.io import open_image  # noqa: E402
-from fast_nst.transformer import NetConfig, TransformerNet, export_model  # noqa: E402
+from fast_nst.studies.report import markdown_table  # noqa: E402
+from fast_nst.training.network import NetConfig, TransformerNet, export_model  # noqa: E402
 
 SHARED = Path(os.environ.get("FAST_NST_SHARED", ROOT.parent / "shared"))
 PHOTOS = SHARED / "data" / "train"
@@ -154,16 +155,17 @@ def main() -> None:
                           flush=True)
                 n = args.images if src.is_dir() else 1
                 base, auto = seconds["fp32 eager"], seconds["auto (no flags)"]
-                rows.append(
-                    f"| {round_} | {label} | {chosen} | {base['seconds'] / n * 1000:.0f} | "
-                    f"{auto['seconds'] / n * 1000:.0f} | {base['seconds'] / auto['seconds']:.2f}x"
-                    f" | {base['cpu'] / auto['cpu']:.2f}x | "
-                    f"{psnr(outs['auto (no flags)'], outs['fp32 eager']):.1f} |")
+                rows.append({
+                    "round": round_, "input": label, "auto chose": chosen,
+                    "fp32 eager (ms/image)": f"{base['seconds'] / n * 1000:.0f}",
+                    "auto (ms/image)": f"{auto['seconds'] / n * 1000:.0f}",
+                    "speed-up": f"{base['seconds'] / auto['seconds']:.2f}x",
+                    "CPU-time speed-up": f"{base['cpu'] / auto['cpu']:.2f}x",
+                    "min PSNR vs fp32 (dB)":
+                        f"{psnr(outs['auto (no flags)'], outs['fp32 eager']):.1f}"})
     print(f"{Path(model).name}, {args.size} x {args.size} px; ms per image end to end "
           "(round 1: empty inductor cache); speed-up in wall time and in CPU time\n")
-    print("| round | input | auto chose | fp32 eager (ms/image) | auto (ms/image) | speed-up "
-          "| CPU-time speed-up | min PSNR vs fp32 (dB) |\n|---|---|---|---|---|---|---|---|")
-    print("\n".join(rows))
+    print(markdown_table(rows), end="")
 
 
 if __name__ == "__main__":

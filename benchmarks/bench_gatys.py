@@ -3,10 +3,11 @@
     .venv/bin/python benchmarks/bench_gatys.py                 # 256 and 512 px, 20 timed steps
     .venv/bin/python benchmarks/bench_gatys.py --sizes 64 --steps 3   # a quick check
 
-The step is `fast_nst.gatys.optimize` with the default transfer losses (content relu4_2, style
-relu1_1..relu5_1, TV) and L-BFGS (one closure evaluation per step); the reference is the same
-encoder's forward to relu5_1 and a backward to the image, nothing else. A ratio close to 1
-means the step costs one VGG pass (targets are not recomputed, VGG does not run twice).
+The step is `fast_nst.optimizer.loop.optimize` with the default transfer losses (content
+relu4_2, style relu1_1..relu5_1, TV) and L-BFGS (one closure evaluation per step); the
+reference is the same encoder's forward to relu5_1 and a backward to the image, nothing else.
+A ratio close to 1 means the step costs one VGG pass (targets are not recomputed, VGG does not
+run twice).
 """
 
 from __future__ import annotations
@@ -21,17 +22,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fast_nst.core.images import load_image  # noqa: E402
+from fast_nst.core.vgg import (
+    VGGConfig,  # noqa: E402
+    deepest,  # noqa: E402
+)
 from fast_nst.device import describe_hardware, pick_device  # noqa: E402
 from fast_nst.errors import ArgumentParser, FastNSTError, exit_on_user_error  # noqa: E402
-from fast_nst.gatys import (  # noqa: E402
-    GatysConfig,
-    VGGConfig,
-    build_loss,
-    make_optimizer,
-    optimize,
-)
-from fast_nst.io import load_image  # noqa: E402
-from fast_nst.vgg import deepest  # noqa: E402
+from fast_nst.optimizer.config import GatysConfig  # noqa: E402
+from fast_nst.optimizer.loop import make_optimizer, optimize  # noqa: E402
+from fast_nst.optimizer.loss import build_loss  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FAST_NST_SHARED", ROOT.parent / "shared"))

@@ -31,14 +31,12 @@ sys.path.insert(0, str(ROOT))
 
 from fast_nst.device import describe_hardware  # noqa: E402
 from fast_nst.errors import ArgumentParser, FastNSTError, exit_on_user_error  # noqa: E402
-from fast_nst.export import export_file  # noqa: E402
-from fast_nst.stylize import (  # noqa: E402
-    StyleModel,
-    StylizeOptions,
-    Stylizer,
-    stylize_paths,
-)
-from fast_nst.transformer import NetConfig, TransformerNet  # noqa: E402
+from fast_nst.inference.export import export_file  # noqa: E402
+from fast_nst.inference.models import StyleModel  # noqa: E402
+from fast_nst.inference.pipeline import StylizeOptions, stylize_paths  # noqa: E402
+from fast_nst.inference.runtime import Stylizer  # noqa: E402
+from fast_nst.studies.report import markdown_table  # noqa: E402
+from fast_nst.training.network import NetConfig, TransformerNet  # noqa: E402
 
 PSNR_TARGET = 40.0
 
@@ -126,11 +124,10 @@ def speed_table(sizes: list[int], repeats: int, skip: set[str]) -> tuple[str, di
             for name, (ms, p, first) in scored.items():
                 mark = " **fastest**" if name == best else ""
                 p_text = "reference" if name == "fp32 eager" else f"{p:.1f}"
-                rows.append(f"| {size} | {name}{mark} | {ms:.0f} | {base_ms / ms:.2f}x | "
-                            f"{p_text} | {first:.1f} |")
-    header = ("| size (px) | path | ms / image | speed-up vs fp32 eager | PSNR vs fp32 (dB) | "
-              "first call (s) |\n|---|---|---|---|---|---|")
-    return header + "\n" + "\n".join(rows), summary
+                rows.append({"size (px)": size, "path": f"{name}{mark}", "ms / image": f"{ms:.0f}",
+                             "speed-up vs fp32 eager": f"{base_ms / ms:.2f}x",
+                             "PSNR vs fp32 (dB)": p_text, "first call (s)": f"{first:.1f}"})
+    return markdown_table(rows).rstrip("\n"), summary
 
 
 def peak_rss_mib() -> float:

@@ -17,7 +17,6 @@ spell of the machine does not land on one of them; each step is timed and the me
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import statistics
 import sys
@@ -31,12 +30,12 @@ from torch.utils.data import DataLoader
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fast_nst.data import ImageDataModule  # noqa: E402
 from fast_nst.device import describe_hardware, resolve_precision, trainer_device  # noqa: E402
 from fast_nst.errors import ArgumentParser, FastNSTError, exit_on_user_error  # noqa: E402
-from fast_nst.experiments import pyplot, save_figure  # noqa: E402
-from fast_nst.gatys import write_csv  # noqa: E402
-from fast_nst.module import CPUMemory, StyleTransferModule  # noqa: E402
+from fast_nst.studies.report import markdown_table, pyplot, save_figure, write_csv  # noqa: E402
+from fast_nst.training.callbacks import CPUMemory  # noqa: E402
+from fast_nst.training.data import ImageDataModule  # noqa: E402
+from fast_nst.training.module import StyleTransferModule  # noqa: E402
 
 SHARED = Path(os.environ.get("FAST_NST_SHARED", ROOT.parent / "shared"))
 PRECISIONS = ("32-true", "bf16-mixed")
@@ -144,11 +143,10 @@ def loss_curves(images: torch.Tensor, held_out: torch.Tensor, args: argparse.Nam
                           **common)
             curves[p], scores[p] = timer.losses, float32_loss(timer.module, held_out)
         stem = args.out / f"loss_curve_{width}"
-        with stem.with_suffix(".csv").open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["step", *PRECISIONS])
-            for step, values in enumerate(zip(*curves.values(), strict=True), start=1):
-                writer.writerow([step, *(f"{v:.6g}" for v in values)])
+        write_csv([{"step": step, **{p: f"{v:.6g}" for p, v in zip(PRECISIONS, values,
+                                                                    strict=True)}}
+                   for step, values in enumerate(zip(*curves.values(), strict=True), start=1)],
+                  stem.with_suffix(".csv"))
         plot(curves, stem.with_suffix(".png"), width)
         tail = max(1, args.curve_steps // 4)
         means = {p: sum(v[-tail:]) / tail for p, v in curves.items()}
@@ -168,11 +166,10 @@ def print_table(rows: list[tuple[str, str, float, float]], args: argparse.Namesp
           f"{args.rounds} x {args.steps} timed steps (each after {args.warmup} warm-up), "
           f"allocator {args.allocator}, {device}:\n")
     first = args.precisions.split(",")[0]
-    print(f"| width | precision | s/step | images/s | speed-up vs {first} |")
-    print("|---|---|---|---|---|")
-    for width, precision, per_step, speedup in rows:
-        print(f"| {width} | {precision} | {per_step:.3f} | {args.batch / per_step:.2f} | "
-              f"{speedup:.2f}x |")
+    print(markdown_table([{"width": w, "precision": p, "s/step": f"{t:.3f}",
+                           "images/s": f"{args.batch / t:.2f}",
+                           f"speed-up vs {first}": f"{x:.2f}x"} for w, p, t, x in rows]),
+          end="")
     write_csv([{"width": w, "precision": p, "s_per_step": f"{t:.6g}",
                 "images_per_s": f"{args.batch / t:.6g}", "speedup": f"{x:.6g}"}
                for w, p, t, x in rows], args.out / "throughput.csv")

@@ -3,7 +3,7 @@
     python benchmarks/calibration_rule.py starry_night=outputs/calibrate/starry_night \\
         the_scream=outputs/calibrate/the_scream great_wave=... udnie=...
 
-Each folder holds a `python -m fast_nst.calibrate 'train=["experiment=bundle/<style>"]'` run
+Each folder holds a `fast-nst-calibrate 'train=["experiment=bundle/<style>"]'` run
 (its calibration.csv). The weight each bundled network was trained with comes from the `meta`
 of models/<style>.pt. For each style this prints the mean style progress and content ratio of
 the optimizer's images at that weight (linear in log weight between the measured weights) and
@@ -25,19 +25,19 @@ from pathlib import Path
 
 import torch
 
-from fast_nst.calibrate import (
+from fast_nst.core.images import load_image
+from fast_nst.inference.models import load_model
+from fast_nst.optimizer.loss import build_loss
+from fast_nst.studies.calibrate import (
     _crop,
     crops_style_loss,
     score,
     setup_from_training,
     training_config,
-    training_gatys_config,
 )
-from fast_nst.calibration import Rule, nan_mean, style_progress, suggest
-from fast_nst.experiments import markdown_table
-from fast_nst.gatys import build_loss
-from fast_nst.io import load_image
-from fast_nst.stylize import load_model
+from fast_nst.studies.calibration import Rule, nan_mean, style_progress, suggest
+from fast_nst.studies.compare import training_gatys_config
+from fast_nst.studies.report import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FAST_NST_SHARED", ROOT.parent / "shared"))

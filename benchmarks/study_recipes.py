@@ -7,8 +7,8 @@
 Every variant trains a network for the same style under the same loss for the same wall-clock
 budget (Lightning's `trainer.max_time`), checkpointing as it goes. Each checkpoint is then
 scored under one reference loss (the bundled recipe's: style image at 512 px) with
-`fast_nst.compare`: the L-BFGS iterations from content init at 256 px that match the network's
-loss on the six content photos (stopped once matched, at most `--max-iterations`), and the
+`fast_nst.studies.compare`: the L-BFGS iterations from content init at 256 px that match the
+network's loss on the six content photos (stopped once matched, at most `--max-iterations`), and the
 network's own content and style losses at 512 px. Output in --out: study.csv, study.md and
 study.png (median matched iterations against training minutes).
 """
@@ -29,12 +29,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fast_nst.compare import compare_one  # noqa: E402
 from fast_nst.errors import FastNSTError, exit_on_user_error  # noqa: E402
-from fast_nst.experiments import markdown_table, pyplot, save_figure  # noqa: E402
-from fast_nst.gatys import write_csv  # noqa: E402
+from fast_nst.inference.models import StyleModel, load_model  # noqa: E402
 from fast_nst.safe_load import load_torch_file  # noqa: E402
-from fast_nst.stylize import StyleModel, load_model  # noqa: E402
+from fast_nst.studies.compare import compare_one  # noqa: E402
+from fast_nst.studies.report import markdown_table, pyplot, save_figure, write_csv  # noqa: E402
 
 SHARED = Path(os.environ.get("FAST_NST_SHARED", ROOT.parent / "shared"))
 CONTENTS = ["astronaut", "chelsea_cat", "china_summer_palace", "coffee", "flower", "rocket"]
@@ -50,6 +49,7 @@ VARIANTS: dict[str, list[tuple[float, list[str]]]] = {
     "cosine": [(1.0, ["optim=adam_cosine"])],
     "full": [(1.0, ["model=full"])],
     "warm": [(1.0, ["init=models/{other}.pt"])],
+    "continue": [(1.0, ["init=models/{style}.pt"])],  # more compute for the shipped network
 }
 
 
@@ -68,7 +68,7 @@ def train_variant(name: str, style: str, minutes: float, every: int, out: Path) 
                 "trainer.max_steps=10000000", f"++trainer.max_time={max_time(minutes * share)}",
                 f"callbacks.model_checkpoint.every_n_train_steps={every}",
                 "trainer.val_check_interval=100000", "trainer.num_sanity_val_steps=0",
-                *(o.format(other=other) for o in overrides)]
+                *(o.format(other=other, style=style) for o in overrides)]
         if init is not None:
             args.append(f"init={init}")
         print(f"[{name} phase {number}] train.py {' '.join(args)}", flush=True)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import logging
+import mimetypes
 import os
 import re
 import sys
@@ -21,25 +21,35 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from hydra.core.config_store import ConfigStore
+
+from fast_nst.configs import StyleConfig
+from fast_nst.core.vgg import VGGConfig
 from fast_nst.errors import FastNSTError, exit_on_user_error, find_user_error, one_line
+from fast_nst.optimizer.config import GatysApp
+from fast_nst.training.network import NetConfig
+from fast_nst.training.settings import LossConfig, OptimConfig
 
 Task = Callable[[Any], Any]
 # Lightning's loggers keep their own console handler and do not propagate to the root logger,
 # where Hydra puts the run's log file; they get the file handler here.
 LIBRARY_LOGGERS = ("pytorch_lightning", "lightning_fabric")
 _MAX_LISTED = 40  # valid keys named in one error line
+# The one config root: a primary config per app (train, gatys, ...) over shared groups.
+CONF_ROOT = Path(__file__).resolve().parents[1] / "conf"
+SCHEMAS: dict[str, type] = {"style": StyleConfig, "vgg": VGGConfig, "model": NetConfig,
+                            "loss": LossConfig, "optim": OptimConfig}
 
 
-def hydra_app(config_path: str, config_name: str) -> Callable[[Task], Callable[[], None]]:
+def hydra_app(config_name: str) -> Callable[[Task], Callable[[], None]]:
     """`hydra.main` for fast_nst apps: one-line errors (exit 2), Ctrl-C as one line (exit 130),
-    Lightning's log records in Hydra's `<run dir>/<app>.log` and on stdout."""
+    Lightning's log records in Hydra's `<run dir>/<app>.log` and on stdout, and
+    `style=<image file>` for any painting (see `style_file_overrides`)."""
 
     def decorate(task: Task) -> Callable[[], None]:
         import hydra
 
-        # Relative to the app's file, made absolute: Hydra resolves a relative path against a
-        # package when the app is imported (`fast_nst.gatys.main()` from Python or a test).
-        folder = (Path(inspect.getfile(task)).resolve().parent / config_path).resolve()
+        register_schemas()
 
         # Inside the job: mistakes found while it runs (Hydra would add a line of its own to a
         # job that raises, so they exit here).
@@ -50,7 +60,7 @@ def hydra_app(config_path: str, config_name: str) -> Callable[[Task], Callable[[
             route_library_logs()
             return task(cfg)
 
-        hydra_main = hydra.main(config_path=str(folder), config_name=config_name,
+        hydra_main = hydra.main(config_path=str(CONF_ROOT), config_name=config_name,
                                 version_base="1.3")(job)
 
         # Outside: mistakes Hydra finds while composing the config, before the job starts.
@@ -58,12 +68,53 @@ def hydra_app(config_path: str, config_name: str) -> Callable[[Task], Callable[[
         @exit_on_user_error
         @_config_errors_as_user_errors
         def main() -> None:
+            sys.argv[1:] = style_file_overrides(sys.argv[1:])
             with _hydra_reraises():
                 hydra_main()
 
         return main
 
     return decorate
+
+
+def register_schemas() -> None:
+    """Store the dataclass of every schema-backed config group as `<group>/schema` (the group's
+    YAML files list it first) and the gatys app's as `gatys_schema`."""
+    store = ConfigStore.instance()
+    for group, node in SCHEMAS.items():
+        store.store(group=group, name="schema", node=node)
+    store.store(name="gatys_schema", node=GatysApp)
+
+
+def style_file_overrides(args: list[str], conf: Path = CONF_ROOT) -> list[str]:
+    """`style=painting.jpg` -> `style=custom style.image=painting.jpg style.name=painting`.
+
+    `style` is a config group (the paintings in conf/style), so Hydra would read a file path as
+    the name of a group option; any value that is not an option is taken as an image file.
+    """
+    out: list[str] = []
+    named = any(a.startswith("style.name=") for a in args)
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key != "style" or not _looks_like_file(value) or (conf / "style" / f"{value}.yaml"
+                                                              ).is_file():
+            out.append(arg)
+            continue
+        out += ["style=custom", f"style.image={value}"]
+        if not named:
+            out.append(f"style.name={safe_style_name(value)}")
+    return out
+
+
+def _looks_like_file(value: str) -> bool:
+    """An image path rather than a style name (a typo of a name stays Hydra's error)."""
+    kind = mimetypes.guess_type(value)[0] or ""
+    return kind.startswith("image/") or "/" in value or Path(value).is_file()
+
+
+def safe_style_name(path: str) -> str:
+    """A model name from an image path: its stem with anything but [\w-] as `_`."""
+    return re.sub(r"[^\w-]+", "_", Path(path).stem).strip("_") or "custom"
 
 
 def _config_errors_as_user_errors(func: Callable) -> Callable:
@@ -109,9 +160,10 @@ def describe_config_error(err: BaseException) -> str | None:
     cause = err.__cause__
     if isinstance(err, MissingConfigException) and err.missing_cfg_file:
         group, _, name = str(err.missing_cfg_file).rpartition("/")
-        if err.options:
+        options = [o for o in err.options or [] if o != "schema"]  # the dataclass, not a choice
+        if options:
             return (f"unknown {group or 'config'} option {name!r}; choose one of: "
-                    f"{', '.join(err.options)}")
+                    f"{', '.join(options)}")
         return f"cannot load config {err.missing_cfg_file!r}: {_first_line(err)}"
     if isinstance(err, OverrideParseException):
         hint = ""

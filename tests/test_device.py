@@ -1,52 +1,282 @@
-"""CPU memory setting for training: freed tensor memory is reused, not faulted in again."""
+"""fast_nst.device: the compute device, precision (`auto` per CPU and GPU, explicit values
+winning, the warning for emulated bf16), stylize's fast path per workload, the hardware
+line, and the CPU memory setting for training (freed memory reused, not faulted in again).
+The hardware probes are replaced."""
 
 from __future__ import annotations
 
+import logging
+import os
 import platform
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
+import torch
 
-from fast_nst.device import keep_freed_memory
+from fast_nst import FastNSTError
+from fast_nst import device as hw
+from fast_nst.device import keep_freed_memory, pick_device
 
-# Three training-like steps (conv, ReLU, loss, backward) on a 41 MB activation, above glibc's
-# largest mmap threshold; prints the page faults they caused after two warm-up steps.
-PROBE = """
-import resource, sys, torch
+# The compile threshold scales with the threads: fix them (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("two_threads")
+
+
+CPU, CUDA, MPS = torch.device("cpu"), torch.device("cuda", 0), torch.device("mps")
+
+
+def fake_gpu(monkeypatch, bf16: bool) -> None:
+    monkeypatch.setattr(hw, "cuda_bf16", lambda device: bf16)
+    monkeypatch.setattr(hw, "gpu_name", lambda device: "Tesla T4" if not bf16 else "A100")
+
+
+@pytest.mark.parametrize("cuda, mps, expected", [(True, True, "cuda"), (False, True, "mps"),
+                                                  (False, False, "cpu")])
+def test_auto_device_prefers_cuda_then_mps(monkeypatch, cuda, mps, expected) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert pick_device("auto").type == expected
+    assert pick_device("cpu").type == "cpu"
+
+
+def test_absent_devices_are_one_line_errors(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(FastNSTError, match="no CUDA GPU is visible; use auto or cpu"):
+        pick_device("cuda:1")
+    with pytest.raises(FastNSTError, match="MPS is not available"):
+        pick_device("mps")
+    with pytest.raises(FastNSTError, match="unknown device 'gpu0'"):
+        pick_device("gpu0")
+
+
+def test_auto_on_a_cpu_without_native_bf16_is_float32(zen3) -> None:
+    p = hw.resolve_precision("auto", CPU)
+    assert (p.name, p.short, p.warning) == ("32-true", "fp32", None)
+    assert p.reason == "CPU without native bf16: AVX2"
+
+
+def test_auto_on_a_cpu_with_native_bf16_is_bf16_mixed(zen4) -> None:
+    p = hw.resolve_precision("auto", CPU)
+    assert (p.name, p.short) == ("bf16-mixed", "bf16")
+    assert p.reason == "CPU with native bf16: AVX512"
+
+
+@pytest.mark.parametrize("bf16, name, short", [(True, "bf16-mixed", "bf16"),
+                                               (False, "16-mixed", "fp16")])
+def test_auto_on_cuda_gpus_with_and_without_bf16(monkeypatch, zen3, bf16, name, short) -> None:
+    fake_gpu(monkeypatch, bf16)
+    p = hw.resolve_precision("auto", CUDA)
+    assert (p.name, p.short) == (name, short)
+    assert p.reason == ("CUDA GPU with bf16: A100" if bf16 else "CUDA GPU without bf16: Tesla T4")
+
+
+def test_auto_on_mps_is_float32(zen4) -> None:
+    assert hw.resolve_precision("auto", MPS).name == "32-true"
+
+
+def test_explicit_precision_always_wins(monkeypatch, zen4) -> None:
+    fake_gpu(monkeypatch, bf16=False)
+    assert hw.resolve_precision(32, CPU).name == "32"
+    assert hw.resolve_precision("32-true", CPU).name == "32-true"
+    assert hw.resolve_precision("bf16-mixed", CUDA).name == "bf16-mixed"
+    assert hw.resolve_precision("fp32", CUDA).name == "32-true"  # stylize's names map over
+    assert hw.resolve_precision("16-mixed", CPU).reason == "explicit"
+
+
+def test_explicit_bf16_on_a_cpu_without_it_warns_and_is_kept(zen3) -> None:
+    p = hw.resolve_precision("bf16-mixed", CPU)
+    assert p.name == "bf16-mixed"
+    assert p.warning == ("precision bf16-mixed on a CPU without native bf16 (AVX2) runs many "
+                         "times slower than float32; leave precision on auto")
+
+
+def test_explicit_bf16_on_a_cpu_with_it_does_not_warn(zen4) -> None:
+    assert hw.resolve_precision("bf16-mixed", CPU).warning is None
+
+
+def test_trainer_precision_logs_auto_once_with_its_reason(zen3, caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="fast_nst"):
+        name = hw.trainer_precision({"accelerator": "cpu", "precision": "auto"})
+    assert name == "32-true"
+    assert [r.getMessage() for r in caplog.records] == [
+        "precision auto -> 32-true (CPU without native bf16: AVX2)"]
+
+
+def test_trainer_precision_warns_for_explicit_bf16_and_keeps_it(zen3, caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="fast_nst"):
+        name = hw.trainer_precision({"accelerator": "cpu", "precision": "bf16-mixed"})
+    assert name == "bf16-mixed"
+    assert [(r.levelname, "many times slower" in r.getMessage()) for r in caplog.records] == [
+        ("WARNING", True)]
+
+
+def test_trainer_on_a_gpu_that_is_absent_is_a_one_line_error(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(FastNSTError, match="no CUDA GPU is visible; use trainer=cpu"):
+        hw.trainer_precision({"accelerator": "gpu", "precision": "auto"})
+
+
+def test_trainer_on_a_gpu_resolves_from_that_gpu(monkeypatch, zen4) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    fake_gpu(monkeypatch, bf16=False)
+    assert hw.trainer_precision({"accelerator": "gpu", "devices": [1]}) == "16-mixed"
+
+
+BIG_FOLDER = Counter({(4, 512, 512): 40})  # 160 images of 512 px: 42 MP, pays in fp32 only
+HUGE_FOLDER = Counter({(4, 512, 512): 160})  # 640 images: 168 MP, pays in bf16 too
+SMALL_FOLDER = Counter({(4, 512, 512): 4})  # 16 images: a compile would not pay
+ONE_IMAGE = Counter({(1, 512, 512): 1})
+
+
+@pytest.mark.parametrize("case, work, expected", [
+    ("native bf16, one image", ONE_IMAGE, ("bf16", False, False)),
+    ("native bf16, a small folder", SMALL_FOLDER, ("bf16", False, False)),
+    ("native bf16, a big folder", BIG_FOLDER, ("bf16", False, False)),
+    ("native bf16, a huge folder", HUGE_FOLDER, ("bf16", False, True)),
+    ("no native bf16, one image", ONE_IMAGE, ("fp32", False, False)),
+    ("no native bf16, a small folder", SMALL_FOLDER, ("fp32", False, False)),
+    ("no native bf16, a big folder", BIG_FOLDER, ("fp32", False, True)),
+])
+def test_stylize_auto_path_per_cpu_and_workload(monkeypatch, case, work, expected) -> None:
+    monkeypatch.setattr(hw, "cpu_native_bf16", lambda: case.startswith("native"))
+    monkeypatch.setattr(hw, "cpu_capability", lambda: "AVX2")
+    path = hw.choose_fast_path(CPU, work=work)
+    assert (path.precision, path.channels_last, path.compile) == expected
+    assert path.shapes == (frozenset(work) if path.compile else frozenset())
+
+
+@pytest.mark.parametrize("bf16, precision", [(True, "bf16"), (False, "fp16")])
+def test_stylize_auto_path_on_cuda(monkeypatch, bf16, precision) -> None:
+    fake_gpu(monkeypatch, bf16)
+    path = hw.choose_fast_path(CUDA, work=BIG_FOLDER)
+    assert (path.precision, path.channels_last, path.compile) == (precision, True, True)
+
+
+def test_stylize_auto_path_on_mps_is_float32_eager() -> None:
+    path = hw.choose_fast_path(MPS, work=BIG_FOLDER)
+    assert (path.precision, path.channels_last, path.compile) == ("fp32", False, False)
+
+
+def test_only_shapes_with_enough_work_are_compiled(monkeypatch, zen4) -> None:
+    # bf16 on 2 threads: 128 MP per shape (17 MP, 64 images of 512 px, measured no gain)
+    work = Counter({(4, 512, 512): 160, (1, 512, 512): 1, (1, 768, 768): 250, (2, 64, 64): 50,
+                    (1, 1024, 1024): 128, (4, 512, 384): 16})
+    assert hw.choose_fast_path(CPU, work=work).shapes == {(4, 512, 512), (1, 768, 768),
+                                                          (1, 1024, 1024)}
+    # fp32: a quarter of that
+    assert hw.choose_fast_path(CPU, precision="fp32", work=Counter(
+        {(1, 1024, 1024): 32, (4, 512, 512): 16})).shapes == {(1, 1024, 1024)}
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 16)  # each pixel 8x cheaper
+    assert hw.choose_fast_path(CPU, work=Counter({(1, 768, 768): 2000, (4, 512, 512): 160})
+                               ).shapes == {(1, 768, 768)}
+
+
+def test_explicit_stylize_flags_win(zen4) -> None:
+    path = hw.choose_fast_path(CPU, precision="fp32", compile=False, work=BIG_FOLDER)
+    assert (path.precision, path.channels_last, path.compile) == ("fp32", False, False)
+    path = hw.choose_fast_path(CPU, compile=True, channels_last=True, work=ONE_IMAGE)
+    assert (path.precision, path.channels_last, path.compile, path.shapes) == (
+        "bf16", True, True, None)  # an explicit --compile compiles every shape
+
+
+def test_hardware_line_names_cpu_capability_bf16_threads_and_gpu(zen3, monkeypatch) -> None:
+    monkeypatch.setattr(hw, "cpu_name", lambda: "AMD Ryzen 9 5950X")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    line = hw.describe_hardware()
+    assert line.startswith("hardware: CPU AMD Ryzen 9 5950X; torch CPU capability AVX2; "
+                           f"native bf16 no; {torch.get_num_threads()} threads; GPU none")
+
+
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
+
+
+class FakeCLibrary:
+    """Stands in for `ctypes` and the libc it loads: records what is loaded and each mallopt
+    call, which returns `result` (glibc: 1 on success, 0 when it refuses)."""
+
+    def __init__(self, result: int = 1) -> None:
+        self.result, self.loaded, self.calls = result, [], []
+
+    def CDLL(self, name: str) -> FakeCLibrary:  # noqa: N802 (ctypes' name)
+        self.loaded.append(name)
+        return self
+
+    def mallopt(self, param: int, value: int) -> int:
+        self.calls.append((param, value))
+        return self.result
+
+
+class FakePlatform:
+    def __init__(self, system: str, libc: tuple[str, str]) -> None:
+        self.system, self.libc_ver = (lambda: system), (lambda: libc)
+
+
+def fake_c_library(monkeypatch, system: str, libc: tuple[str, str],
+                   result: int = 1) -> FakeCLibrary:
+    fake = FakeCLibrary(result)
+    monkeypatch.setattr("fast_nst.device.ctypes", fake)
+    monkeypatch.setattr("fast_nst.device.platform", FakePlatform(system, libc))
+    return fake
+
+
+def test_glibc_is_told_to_use_no_mmap_and_never_trim(monkeypatch) -> None:
+    libc = fake_c_library(monkeypatch, "Linux", ("glibc", "2.36"))
+    assert keep_freed_memory.__wrapped__() is True  # past the once-per-process cache
+    assert libc.loaded == ["libc.so.6"]
+    assert sorted(libc.calls) == sorted([(M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, -1)])
+
+
+def test_a_refused_setting_is_reported(monkeypatch) -> None:
+    libc = fake_c_library(monkeypatch, "Linux", ("glibc", "2.36"), result=0)
+    assert keep_freed_memory.__wrapped__() is False
+    assert libc.calls  # it tried
+
+
+@pytest.mark.parametrize("system, libc", [("Linux", ("musl", "")), ("Linux", ("", "")),
+                                          ("Darwin", ("", "")), ("Windows", ("", ""))])
+def test_other_c_libraries_are_left_alone(monkeypatch, system, libc) -> None:
+    fake = fake_c_library(monkeypatch, system, libc)
+    assert keep_freed_memory.__wrapped__() is False
+    assert fake.loaded == [] and fake.calls == []
+
+
+# Where glibc serves a 64 MiB block before and after keep_freed_memory(): "mapped" MiB of its
+# own mmap (glibc's default above 32 MiB) or from the heap (0), and "held" MiB the heap keeps
+# free after it is freed (0: given back to the OS). mallinfo2 counts both exactly.
+HEAP_PROBE = """
+import ctypes
 from fast_nst.device import keep_freed_memory
-if sys.argv[1] == "keep":
-    assert keep_freed_memory()
-conv = torch.nn.Conv2d(8, 8, 3, padding=1)
-x = torch.rand(2, 8, 800, 800)
-def step():
-    torch.relu(conv(x)).square().mean().backward()
-faults = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-step(); step()
-before = faults()
-for _ in range(3):
-    step()
-print(faults() - before)
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena ordblks smblks hblks hblkhd usmblks "
+                                               "fsmblks uordblks fordblks keepcost").split()]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype, libc.malloc.restype = Info, ctypes.c_void_p
+libc.malloc.argtypes, libc.free.argtypes = [ctypes.c_size_t], [ctypes.c_void_p]
+def probe():
+    before = libc.mallinfo2().hblkhd
+    block = libc.malloc(64 << 20)
+    mapped = libc.mallinfo2().hblkhd - before
+    libc.free(block)
+    return mapped >> 20, libc.mallinfo2().fordblks >> 20
+print(*probe())
+assert keep_freed_memory()
+print(*probe())
 """
+
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 
-def page_faults(mode: str) -> int:
-    proc = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True,
-                          timeout=120, check=True)
-    return int(proc.stdout.split()[-1])
-
-
 @pytest.mark.skipif(not GLIBC, reason="keep_freed_memory tunes glibc's malloc only")
-def test_freed_memory_is_reused_without_page_faults() -> None:
-    default, kept = page_faults("default"), page_faults("keep")
-    # By default each step faults at least its 41 MB activation in again (10,000 pages of
-    # 4 KiB, three steps); kept, the pages stay mapped and are reused.
-    assert default > 3 * 41_000_000 // 4096, default
-    assert kept < default / 10, (kept, default)
-
-
-@pytest.mark.skipif(GLIBC, reason="on glibc it applies; checked above")
-def test_other_c_libraries_are_left_alone() -> None:
-    assert keep_freed_memory() is False
+def test_freed_memory_stays_in_the_heap_on_glibc() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUN"))}
+    proc = subprocess.run([sys.executable, "-c", HEAP_PROBE], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (default_mapped, _), (kept_mapped, kept_held) = (
+        tuple(map(int, line.split())) for line in proc.stdout.splitlines()[-2:])
+    assert default_mapped >= 64, proc.stdout  # glibc's default: the block's own mmap
+    assert kept_mapped == 0, proc.stdout  # no mmap: from the heap
+    assert kept_held >= 64, proc.stdout  # no trim: still held after free, for the next step

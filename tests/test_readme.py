@@ -3,9 +3,10 @@
 - Every relative link, image and `#anchor` in README.md and docs/**/*.md resolves: the file
   exists and the anchor is a GitHub-style heading slug (or an HTML id) of the target page.
 - Every command in the README's ```bash blocks runs as far as it can without doing the work:
-  Hydra apps (train.py, fast_nst.gatys, experiments, compare, calibrate, flicker) compose their
-  config with `--cfg job` and exit 0; argparse apps (stylize.py, fast_nst.demo, fast_nst.web)
-  list every flag the command uses in their `--help` and accept its arguments.
+  Hydra apps (train.py, fast_nst.apps.gatys, experiments, compare, calibrate, flicker) compose their
+  config with `--cfg job` and exit 0; argparse apps (stylize.py, fast_nst.apps.demo,
+  fast_nst.apps.serve) list every flag the command uses in their `--help` and accept its
+  arguments.
 - The ```bash commands of the docs/ pages compose in-process (Hydra's compose API, same config
   roots) or parse (the app's own argparse parser): cheaper, and the same mistakes show.
 - `make <target>` (in bash blocks or inline code) names a target of the Makefile, and
@@ -26,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from fast_nst.cli import register_schemas, style_file_overrides
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
@@ -41,22 +44,19 @@ class App:
 
 
 APPS = {
-    "train": App(("train.py",), ("conf", "config")),
-    "gatys": App(("-m", "fast_nst.gatys"), ("conf/gatys", "gatys")),
-    "experiments": App(("-m", "fast_nst.experiments"), ("conf/experiments", "experiments")),
-    "compare": App(("-m", "fast_nst.compare"), ("conf/compare", "compare")),
-    "calibrate": App(("-m", "fast_nst.calibrate"), ("conf/calibrate", "calibrate")),
-    "flicker": App(("-m", "fast_nst.flicker"), ("conf/flicker", "flicker")),
+    "train": App(("train.py",), ("conf", "train")),
+    "gatys": App(("-m", "fast_nst.apps.gatys"), ("conf", "gatys")),
+    "experiments": App(("-m", "fast_nst.apps.experiments"), ("conf", "gatys_experiments")),
+    "compare": App(("-m", "fast_nst.apps.compare"), ("conf", "compare")),
+    "calibrate": App(("-m", "fast_nst.apps.calibrate"), ("conf", "calibrate")),
+    "flicker": App(("-m", "fast_nst.apps.flicker"), ("conf", "flicker")),
     "stylize": App(("stylize.py",), None, "fast_nst.apps.stylize"),
-    "demo": App(("-m", "fast_nst.demo"), None, "fast_nst.demo"),
-    "serve": App(("-m", "fast_nst.web"), None, "fast_nst.web"),
+    "demo": App(("-m", "fast_nst.apps.demo"), None, "fast_nst.apps.demo"),
+    "serve": App(("-m", "fast_nst.apps.serve"), None, "fast_nst.apps.serve"),
 }
 # What a command line may start with, after the Python interpreter or as a console script.
 SCRIPTS = {"train.py": "train", "stylize.py": "stylize"}
-MODULES = {"fast_nst.apps.train": "train", "fast_nst.apps.stylize": "stylize",
-           "fast_nst.web": "serve", **{f"fast_nst.{k}": k for k in
-                                       ("gatys", "experiments", "compare", "calibrate",
-                                        "flicker", "demo")}}
+MODULES = {f"fast_nst.apps.{k}": k for k in APPS}  # python -m fast_nst.apps.<app>
 CONSOLE = {f"fast-nst-{k}": k for k in APPS}
 PYTHONS = {"python", "python3", ".venv/bin/python"}
 WRAPPERS = {"srun"}  # launchers that run the command after them unchanged
@@ -157,8 +157,8 @@ def test_the_pages_have_links() -> None:
     readme = [t for p, _, t in LINKS if p == README]
     assert "docs/images/demo-contact-sheet.png" in readme
     assert any(t.startswith("docs/training.md#") for t in readme)
-    assert slug("The classic experiments: `python -m fast_nst.experiments`") == \
-        "the-classic-experiments-python--m-fast_nstexperiments"
+    assert slug("The classic experiments: `python -m fast_nst.apps.experiments`") == \
+        "the-classic-experiments-python--m-fast_nstappsexperiments"
     assert slug("Ground truth: the networks against the optimizer (`make compare`)") == \
         "ground-truth-the-networks-against-the-optimizer-make-compare"
 
@@ -392,7 +392,8 @@ def test_docs_command(cmd: Command) -> None:
         return
     from hydra import compose, initialize_config_dir
 
-    overrides = overrides_to_check(cmd)
+    overrides = style_file_overrides(overrides_to_check(cmd))  # as the apps read style=FILE
+    register_schemas()
     folder, name = app.config
     try:
         with initialize_config_dir(config_dir=str(ROOT / folder), version_base="1.3",

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from fast_nst import FastNSTError
+from fast_nst.core.vgg import VGGEncoder
+from fast_nst.inference.models import load_model
 from fast_nst.safe_load import load_torch_file
-from fast_nst.stylize import load_model
-from fast_nst.vgg import VGGEncoder
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTENSIONS = [".pt", ".ckpt", ".pth", ".bin", ""]

@@ -6,7 +6,7 @@
     python stylize.py --model candy.pt --export onnx --output candy.onnx
 
 Flags of pytorch/examples `neural_style.py eval` also work: --content-image, --output-image,
---content-scale, --cuda, --export_onnx. Everything else is in `fast_nst.stylize`.
+--content-scale, --cuda, --export_onnx. Everything else is in `fast_nst.inference.pipeline`.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import logging
 import sys
 from collections.abc import Iterator
 
+from fast_nst.core.images import MAX_PIXELS
 from fast_nst.errors import FastNSTError, exit_on_user_error
-from fast_nst.export import export_file
-from fast_nst.io import MAX_PIXELS
-from fast_nst.stylize import PRECISIONS, StylizeOptions, stylize_paths
+from fast_nst.inference.export import export_file
+from fast_nst.inference.pipeline import StylizeOptions, stylize_paths
+from fast_nst.inference.runtime import PRECISIONS
 
 
 def build_parser() -> argparse.ArgumentParser:

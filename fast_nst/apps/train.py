@@ -1,9 +1,10 @@
 """Train a feed-forward style network: `fast-nst-train style=starry_night data=local vgg=caffe`
 (or `python train.py ...`).
 
-Thin Hydra entry point: the config (conf/config.yaml and its groups) says what to build; the
-work is in fast_nst.data, fast_nst.module and Lightning's Trainer. Resume only with ckpt_path
-(see fast_nst.resume); everything is checked (fast_nst.preflight) before a file is written.
+Thin Hydra entry point: conf/train.yaml and its groups say what to build; the work is in
+fast_nst.training (data, module, callbacks) and Lightning's Trainer. Resume only with ckpt_path
+(fast_nst.training.resume); everything is checked (fast_nst.training.preflight) before a file
+is written.
 """
 
 from pathlib import Path
@@ -13,17 +14,17 @@ from omegaconf import DictConfig
 from fast_nst.cli import hydra_app
 
 
-@hydra_app(config_path="../../conf", config_name="config")
+@hydra_app("train")
 def main(cfg: DictConfig) -> None:
     # Imported here, so that a config mistake is reported before torch and Lightning load.
     import pytorch_lightning as pl
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
-    from fast_nst.calibrate import auto_style_weight
     from fast_nst.device import trainer_precision
-    from fast_nst.preflight import check_training
-    from fast_nst.resume import fit
+    from fast_nst.studies.calibrate import auto_style_weight
+    from fast_nst.training.preflight import check_training
+    from fast_nst.training.resume import fit
 
     check_training(cfg, Path(HydraConfig.get().runtime.output_dir))
     calibration = auto_style_weight(cfg)  # loss.style_weight=auto: measure and choose it first

@@ -1,0 +1,42 @@
+"""The demo: scikit-image's sample photos stylized by every bundled style, plus one contact
+sheet (photos down the side, the styles across).
+
+    fast-nst-demo --output demo        # what `make demo` runs
+
+Thin argparse entry point; the work is in `fast_nst.studies.demo`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fast_nst.errors import FastNSTError, exit_on_user_error
+from fast_nst.inference.models import BUNDLED_MODELS, bundled_models
+from fast_nst.studies.demo import PHOTOS, run_demo, sample_photos
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--output", "-o", default="demo", help="folder for the results (default demo)")
+    p.add_argument("--models", default=str(BUNDLED_MODELS),
+                   help="folder of .pt models (default: the bundled models/)")
+    p.add_argument("--size", type=int, default=512, help="long side of the photos in px")
+    p.add_argument("--cell", type=int, default=256, help="contact sheet cell size in px")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.size < 16:
+        raise FastNSTError(f"--size must be at least 16 px, got {args.size}")
+    models = bundled_models(Path(args.models))
+    path = run_demo(Path(args.output), models, sample_photos(size=args.size), args.cell,
+                    progress=not args.no_progress)
+    print(f"wrote {len(models)} styles x {len(PHOTOS)} photos to {args.output}/ and {path}")
+
+
+if __name__ == "__main__":
+    main()

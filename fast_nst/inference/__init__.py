@@ -1,0 +1,1 @@
+"""Applying a trained network: model files, runtime, tiling, video, export."""

@@ -1,0 +1,224 @@
+"""The stylize command: options, a `Pipeline` (model + options: pixels in, stylized pixels out,
+tiled when large), batching, and `stylize_paths`, which runs images then videos.
+
+`stylize.py` parses flags and calls `stylize_paths` or `fast_nst.inference.export.export_file`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from fast_nst.core.images import MAX_PIXELS, save_image
+from fast_nst.device import FastPath, choose_fast_path, pick_device
+from fast_nst.errors import FastNSTError
+from fast_nst.inference.jobs import DEFAULT_PATTERN, Job, plan_jobs
+from fast_nst.inference.models import StyleModel, load_model
+from fast_nst.inference.runtime import Shape, Stylizer, finish
+from fast_nst.inference.sizes import load_pixels, target_size
+from fast_nst.inference.tiling import (
+    check_tiling,
+    frozen_norms,
+    global_norm_stats,
+    instance_norms,
+    stylize_tiled,
+    tile_starts,
+    to_float,
+    to_u8,
+)
+from fast_nst.inference.video import probe, stylize_video
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StylizeOptions:
+    """Everything `stylize.py` exposes besides the model, inputs and output."""
+
+    size: int | None = None
+    scale: float | None = None
+    preserve_color: bool = False
+    strength: float = 1.0
+    tile: int | None = None  # None: tile only images above auto_tile_pixels
+    overlap: int | None = None  # None: 128 px, at most a quarter of the tile
+    tile_stats: str = "tile"  # tile: each tile's own norm statistics; global: whole image's
+    auto_tile_pixels: int = 2560 * 1600
+    auto_tile: int = 768
+    device: str = "auto"
+    precision: str = "auto"  # auto: bf16 where the hardware runs it natively, else fp32
+    channels_last: bool | None = None  # None: with bf16/fp16
+    compile: bool | None = None  # None: for the shapes whose work repays a compile
+    batch_size: int = 4
+    max_pixels: int | None = MAX_PIXELS  # larger images are refused (0 or None: no limit)
+    pattern: str = DEFAULT_PATTERN
+    recursive: bool = False
+    overwrite: bool = False
+    progress: bool = True
+
+    def overlap_for(self, tile: int) -> int:
+        return self.overlap if self.overlap is not None else min(128, tile // 4)
+
+    def tile_for(self, height: int, width: int) -> int | None:
+        if self.tile is not None:
+            return self.tile if max(height, width) > self.tile else None
+        return self.auto_tile if height * width > self.auto_tile_pixels else None
+
+    def validate(self) -> StylizeOptions:
+        if not 0.0 <= self.strength <= 1.0:
+            raise FastNSTError(f"--strength must be between 0 and 1, got {self.strength}")
+        if self.batch_size < 1:
+            raise FastNSTError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.max_pixels is not None and self.max_pixels < 0:
+            raise FastNSTError(f"--max-pixels must be >= 0 (0: no limit), got {self.max_pixels}")
+        target_size(8, 8, size=self.size, scale=self.scale)
+        if self.tile is not None:
+            check_tiling(self.tile, self.overlap_for(self.tile))
+        if self.tile_stats not in ("tile", "global"):
+            raise FastNSTError(f"--tile-stats must be tile or global, got {self.tile_stats!r}")
+        return self
+
+
+class Pipeline:
+    """A loaded model plus options: turns pixels into stylized pixels (tiled when large).
+
+    `work` ({(batch, height, width): forward calls}, see `plan_work`) lets the automatic
+    choices compile exactly the shapes whose work repays it."""
+
+    def __init__(self, model: StyleModel, options: StylizeOptions,
+                 work: Counter[Shape] | None = None) -> None:
+        self.model, self.options = model, options.validate()
+        o, device = self.options, pick_device(options.device)
+        self.path: FastPath = choose_fast_path(
+            device, precision=o.precision, channels_last=o.channels_last, compile=o.compile,
+            work=work or Counter())
+        self.stylizer = Stylizer(model.net, device=str(device), precision=self.path.precision,
+                                 channels_last=self.path.channels_last,
+                                 compile=self.path.compile, compile_shapes=self.path.shapes)
+
+    def post(self, stylized: Tensor, content: Tensor) -> Tensor:
+        o = self.options
+        return finish(stylized, content, preserve_color=o.preserve_color, strength=o.strength)
+
+    def tile_for(self, height: int, width: int) -> int | None:
+        return self.options.tile_for(height, width)
+
+    def pixels(self, pixels: np.ndarray, progress: bool = False) -> np.ndarray:
+        """(H, W, 3) uint8 -> stylized (H, W, 3) uint8."""
+        tile = self.tile_for(*pixels.shape[:2])
+        if tile is None:
+            return self.batch([pixels])[0]
+        overlap, norms = self.options.overlap_for(tile), instance_norms(self.stylizer.net)
+        if self.options.tile_stats == "tile" or not norms:
+            return stylize_tiled(self.stylizer, pixels, tile=tile, overlap=overlap,
+                                 post=self.post, progress=progress)
+        stats = global_norm_stats(self.stylizer, pixels, tile=tile, overlap=overlap,
+                                  progress=progress)
+        with frozen_norms(norms, stats):
+            return stylize_tiled(self.stylizer.eager, pixels, tile=tile, overlap=overlap,
+                                 post=self.post, progress=progress)
+
+    def batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Same-size (H, W, 3) uint8 images in one forward pass."""
+        content = torch.cat([to_float(p) for p in images])
+        result = self.post(self.stylizer(content), content)
+        return [to_u8(result[i:i + 1]) for i in range(len(images))]
+
+    def frame(self, frame: Tensor) -> Tensor:
+        """Video frame callback: (1, 3, H, W) float 0..1 -> stylized, same shape."""
+        return to_float(self.pixels(to_u8(frame)))
+
+
+def _batches(jobs: list[Job], o: StylizeOptions) -> Iterator[list[Job]]:
+    """Group same-size images (by header, after --size/--scale) into batches; large ones alone."""
+    keyed = []
+    for job in jobs:
+        w, h = target_size(*job.size, size=o.size, scale=o.scale)
+        alone = o.tile_for(h, w) is not None or o.batch_size == 1
+        keyed.append(((h, w) if not alone else (-1, id(job)), job))
+    keyed.sort(key=lambda kj: kj[0])
+    batch: list[Job] = []
+    last = None
+    for key, job in keyed:
+        if batch and (key != last or len(batch) == o.batch_size):
+            yield batch
+            batch = []
+        batch.append(job)
+        last = key
+    if batch:
+        yield batch
+
+
+def stylize_images(jobs: list[Job], pipeline: Pipeline) -> list[Path]:
+    o = pipeline.options
+    written = []
+    bar = tqdm(total=len(jobs), desc="images", unit="img", disable=not o.progress or len(jobs) < 2)
+    for batch in _batches(jobs, o):
+        pixels = [load_pixels(j.src, size=o.size, scale=o.scale, max_pixels=o.max_pixels)
+                  for j in batch]
+        if len({p.shape for p in pixels}) > 1:  # header lied (rare): fall back to one by one
+            results = [pipeline.pixels(p) for p in pixels]
+        elif len(batch) == 1:
+            results = [pipeline.pixels(pixels[0], progress=o.progress)]
+        else:
+            results = pipeline.batch(pixels)
+        for job, result in zip(batch, results, strict=True):
+            written.append(save_image(Image.fromarray(result), job.dst))
+        bar.update(len(batch))
+    bar.close()
+    return written
+
+
+def _add_work(work: Counter[Shape], o: StylizeOptions, width: int, height: int, batch: int,
+              times: int) -> None:
+    """Count the forward calls an image (or a video frame, `times` over) will make."""
+    w, h = target_size(width, height, size=o.size, scale=o.scale)
+    tile = o.tile_for(h, w)
+    if tile is None:
+        work[batch, h, w] += times
+    elif o.tile_stats == "tile":  # global statistics run eager
+        overlap, th, tw = o.overlap_for(tile), min(tile, h), min(tile, w)
+        tiles = len(tile_starts(h, th, overlap)) * len(tile_starts(w, tw, overlap))
+        work[1, th, tw] += tiles * times
+
+
+def plan_work(jobs: list[Job], options: StylizeOptions) -> Counter[Shape]:
+    """{(batch, height, width): forward calls} that stylizing `jobs` will make: batches of
+    images, tiles and video frames (a frame count the header does not give counts as none)."""
+    work: Counter[Shape] = Counter()
+    for batch in _batches([j for j in jobs if not j.video], options):
+        _add_work(work, options, *batch[0].size, len(batch), 1)
+    for job in (j for j in jobs if j.video):
+        info = probe(job.src)
+        _add_work(work, options, info.width, info.height, 1, info.frames or 0)
+    return work
+
+
+def stylize_paths(model: str | os.PathLike | StyleModel, inputs: Sequence[str | os.PathLike],
+                  output: str | os.PathLike, options: StylizeOptions | None = None) -> list[Path]:
+    """The whole command: load the model, plan every output, stylize images then videos."""
+    options = (options or StylizeOptions()).validate()
+    if not isinstance(model, StyleModel):
+        model = load_model(model)
+    jobs = plan_jobs(inputs, output, style=model.style, pattern=options.pattern,
+                     recursive=options.recursive, overwrite=options.overwrite,
+                     max_pixels=options.max_pixels)
+    pipeline = Pipeline(model, options, plan_work(jobs, options))
+    if pipeline.path.warning:
+        log.warning(pipeline.path.warning)
+    log.info("stylize: %s", pipeline.path.describe())
+    written = stylize_images([j for j in jobs if not j.video], pipeline)
+    for job in (j for j in jobs if j.video):
+        stylize_video(job.src, job.dst, pipeline.frame, size=options.size, scale=options.scale,
+                      progress=options.progress)
+        written.append(job.dst)
+    return written

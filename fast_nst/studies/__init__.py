@@ -1,0 +1,2 @@
+"""Studies and reports: classic experiments, ground-truth comparison, flicker,
+calibration, contact sheets."""

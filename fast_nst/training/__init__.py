@@ -1,0 +1,1 @@
+"""Training the feed-forward network: the network, data, the Lightning module, resume."""

@@ -1,0 +1,96 @@
+"""The `loss` and `optim` config groups of training as dataclasses: which VGG layers, how much
+each loss counts (with per-convention defaults), and Adam with its LR schedule. Calibration reads
+the same `LossConfig`, so the weights it measures are the ones training uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from fast_nst.core.losses import LossWeights, as_layer_weights
+from fast_nst.core.temporal import StabilityConfig
+from fast_nst.errors import FastNSTError
+
+# Loss weights when the config leaves them null, per VGG input convention (caffe features are
+# ~255x torchvision's: content MSE ~255^2x, Gram MSE ~255^4x). See docs/training.md for how they
+# were chosen; a loss file overrides single entries (conf/loss/gatys.yaml: its style weights).
+DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
+    "caffe": {"content": 1.0, "style": 0.2, "tv": 0.0},
+    "torchvision": {"content": 1.0, "style": 1.3e4, "tv": 0.0},  # caffe's x 255^2
+}
+
+# Johnson et al. 2016 (VGG16 names, present in VGG19): the layers when the config gives none.
+JOHNSON_LAYERS = {"content": ("relu2_2",), "style": ("relu1_2", "relu2_2", "relu3_3", "relu4_3")}
+
+# loss.style_weight=auto: train.py measures a weight first (fast_nst.studies.calibrate) and puts
+# it here.
+AUTO = "auto"
+
+
+@dataclass
+class LossConfig:
+    """Which VGG layers, and how much each loss counts (null weight: the convention default;
+    style_weight `auto`: chosen by train.py's calibration before the module is built)."""
+
+    # a list (weight 1 each) or a mapping {layer: weight}; None: Johnson et al.'s layers
+    content_layers: Any = None
+    style_layers: Any = None
+    content_weight: float | None = None
+    style_weight: Any = None  # a number, null or "auto"
+    tv_weight: float | None = None
+    stability: StabilityConfig = field(default_factory=StabilityConfig)
+    by_convention: dict[str, dict[str, float]] = field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_WEIGHTS.items()})
+
+    def __post_init__(self) -> None:
+        if self.content_layers is None:
+            self.content_layers = list(JOHNSON_LAYERS["content"])
+        if self.style_layers is None:
+            self.style_layers = list(JOHNSON_LAYERS["style"])
+
+    def resolve(self, convention: str) -> LossWeights:
+        base = {**DEFAULT_WEIGHTS.get(convention, {}), **self.by_convention.get(convention, {})}
+        chosen = {"content": self.content_weight, "style": self.style_weight,
+                  "tv": self.tv_weight}
+        values = {k: float(base.get(k, 0.0)) if v is None else _weight(k, v)
+                  for k, v in chosen.items()}
+        for name, value in values.items():
+            if value < 0:
+                raise FastNSTError(f"loss.{name}_weight must be >= 0, got {value}")
+        return LossWeights(**values)
+
+    def resolved(self, convention: str) -> dict[str, Any]:
+        """The loss as training uses and records it (hparams, the exported `meta`): layer
+        tables {layer: weight} and the weights in effect for the VGG convention."""
+        weights = self.resolve(convention)
+        return {**asdict(self), "content_layers": as_layer_weights(self.content_layers),
+                "style_layers": as_layer_weights(self.style_layers),
+                "content_weight": weights.content, "style_weight": weights.style,
+                "tv_weight": weights.tv}
+
+
+def _weight(name: str, value: Any) -> float:
+    """A loss weight from the config: a number; `auto` and other words are one-line errors."""
+    if value == AUTO and name == "style":
+        raise FastNSTError("loss.style_weight=auto is resolved by train.py before training "
+                           "(fast_nst.studies.calibrate.auto_style_weight); give a number here")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        extra = ", null or auto" if name == "style" else " or null"
+        raise FastNSTError(f"loss.{name}_weight must be a number{extra}, got {value!r}") \
+            from None
+
+
+@dataclass
+class OptimConfig:
+    """Adam, and an optional per-step LR schedule: none, cosine (to `min_lr`) or step."""
+
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+    schedule: str = "none"
+    min_lr: float = 0.0
+    step_size: int = 10000
+    gamma: float = 0.5

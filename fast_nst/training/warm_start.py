@@ -1,0 +1,40 @@
+"""Warm start: begin training from a trained model file (anything `stylize.py` loads) instead of
+random weights, the fast way to a new style. The architecture must match the config's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from pytorch_lightning.utilities import rank_zero_info
+
+from fast_nst.errors import FastNSTError
+from fast_nst.inference.models import load_model  # the one model loader (export, ckpt, examples)
+from fast_nst.training.network import NetConfig, TransformerNet
+
+# Fields that decide the weights' shapes; a warm start must match them. The output mapping and
+# pixel scale say what the weights mean, so a warm start takes them from the model file.
+_SHAPE_FIELDS = ("width", "n_residual", "norm", "upsample")
+
+
+@dataclass
+class WarmStart:
+    """A trained network and the config it is trained further with."""
+
+    net: TransformerNet
+    config: NetConfig
+
+
+def warm_start(path: str, config: NetConfig) -> WarmStart:
+    """The trained network in `path` and the config to train it further; one-line errors."""
+    model = load_model(path)
+    trained = model.net.config
+    differ = [f"model.{k}={getattr(trained, k)} (config: {getattr(config, k)})"
+              for k in _SHAPE_FIELDS if getattr(trained, k) != getattr(config, k)]
+    if differ:
+        raise FastNSTError(f"init={path} is another architecture: {', '.join(differ)}; "
+                           "set those model options to match")
+    adopted = NetConfig(**{**asdict(config), "output": trained.output,
+                           "pixel_scale": trained.pixel_scale})
+    rank_zero_info(f"warm start from {path} ({model.kind}, style {model.style})")
+    return WarmStart(model.net, adopted)

@@ -1,0 +1,33 @@
+"""fast_nst.inference.export: ONNX and TorchScript files that match PyTorch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fast_nst import FastNSTError
+from fast_nst.inference.export import export_file
+from fast_nst.inference.models import load_model
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_parity(tmp_path, model_pt, fmt) -> None:
+    path, diff = export_file(model_pt, fmt, tmp_path / "exported")
+    assert path.is_file() and diff < 1e-4
+    net = load_model(model_pt).net
+    x = torch.rand(1, 3, 45, 31)  # a size the export never saw
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        y = torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
+    else:
+        y = torch.jit.load(str(path))(x)
+    assert y.shape == x.shape
+    torch.testing.assert_close(y, net(x), atol=1e-4, rtol=0)
+
+
+def test_failed_export_check_leaves_no_file(tmp_path, model_pt) -> None:
+    with pytest.raises(FastNSTError, match="differs from PyTorch"):
+        export_file(model_pt, "torchscript", tmp_path / "m.pt", tolerance=-1.0)
+    assert list(tmp_path.iterdir()) == [tmp_path / "models"]

@@ -1,0 +1,11 @@
+"""fast_nst.studies.report: Markdown tables."""
+
+from __future__ import annotations
+
+from fast_nst.studies.report import markdown_table
+
+
+def test_markdown_table() -> None:
+    text = markdown_table([{"a": 1.23456789, "b": "x|y"}, {"a": 2, "c": "z"}])
+    assert text.splitlines() == ["| a | b | c |", "|---|---|---|", "| 1.235 | x/y |  |",
+                                 "| 2 |  | z |"]

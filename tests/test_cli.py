@@ -1,0 +1,44 @@
+"""fast_nst.cli: `style=<image file>` for every app, and the schemas behind the config groups."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from fast_nst.cli import CONF_ROOT, SCHEMAS, register_schemas, style_file_overrides
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["style=udnie", "steps=2"], ["style=udnie", "steps=2"]),  # a painting of conf/style
+    (["style=nosuch"], ["style=nosuch"]),  # a typo stays Hydra's "unknown style option"
+    (["style=null"], ["style=null"]),
+    (["style=../My Painting.JPG"],
+     ["style=custom", "style.image=../My Painting.JPG", "style.name=My_Painting"]),
+    (["style=b.webp", "style.name=mine"],
+     ["style=custom", "style.image=b.webp", "style.name=mine"]),
+    (["style2=a.jpg", "content=style.jpg"], ["style2=a.jpg", "content=style.jpg"]),
+])
+def test_an_image_file_becomes_the_custom_style(args, expected) -> None:
+    assert style_file_overrides(args) == expected
+
+
+def test_an_existing_file_without_an_image_suffix_is_a_file(tmp_path) -> None:
+    painting = tmp_path / "painting"
+    painting.write_bytes(b"")
+    assert style_file_overrides([f"style={painting}"])[:2] == ["style=custom",
+                                                              f"style.image={painting}"]
+
+
+@pytest.mark.parametrize("group", sorted(SCHEMAS))
+def test_group_files_start_from_the_schema_and_hold_only_what_differs(group) -> None:
+    """The dataclass is the schema: a YAML value equal to its default would be written twice."""
+    register_schemas()
+    defaults = SCHEMAS[group](**({"image": "x.jpg"} if group == "style" else {}))
+    files = sorted((CONF_ROOT / group).glob("*.yaml"))
+    assert files, group
+    for path in files:
+        values = yaml.safe_load(path.read_text()) or {}
+        assert values.pop("defaults", None) == ["schema", "_self_"], path
+        for key, value in values.items():
+            assert hasattr(defaults, key), f"{path}: {key} is not a field of the schema"
+            assert value != getattr(defaults, key), f"{path}: {key}={value!r} is the default"
