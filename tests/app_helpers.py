@@ -3,7 +3,9 @@ in this process."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 from PIL import Image
@@ -16,3 +18,12 @@ def write_photo(path: Path, w: int, h: int, seed: int = 0) -> Path:
     pixels = (np.random.default_rng(seed).random((h, w, 3)) * 255).astype("uint8")
     Image.fromarray(pixels).save(path)
     return path
+
+
+def load_script(name: str) -> ModuleType:
+    """train.py or stylize.py at the top of the project, imported as a module (they are the
+    commands users run; the tests call their `main`)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

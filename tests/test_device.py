@@ -6,10 +6,6 @@ The hardware probes are replaced."""
 from __future__ import annotations
 
 import logging
-import os
-import platform
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
@@ -18,6 +14,7 @@ import torch
 from fast_nst import FastNSTError
 from fast_nst import device as hw
 from fast_nst.device import keep_freed_memory, pick_device
+from tests.heap_probe import GLIBC, heap_probes
 
 # The compile threshold scales with the threads: fix them (tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("two_threads")
@@ -242,41 +239,18 @@ def test_other_c_libraries_are_left_alone(monkeypatch, system, libc) -> None:
     assert fake.loaded == [] and fake.calls == []
 
 
-# Where glibc serves a 64 MiB block before and after keep_freed_memory(): "mapped" MiB of its
-# own mmap (glibc's default above 32 MiB) or from the heap (0), and "held" MiB the heap keeps
-# free after it is freed (0: given back to the OS). mallinfo2 counts both exactly.
-HEAP_PROBE = """
-import ctypes
+# keep_freed_memory() between two heap probes (tests/heap_probe.py).
+KEEP_FREED = """
 from fast_nst.device import keep_freed_memory
-class Info(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in ("arena ordblks smblks hblks hblkhd usmblks "
-                                               "fsmblks uordblks fordblks keepcost").split()]
-libc = ctypes.CDLL("libc.so.6")
-libc.mallinfo2.restype, libc.malloc.restype = Info, ctypes.c_void_p
-libc.malloc.argtypes, libc.free.argtypes = [ctypes.c_size_t], [ctypes.c_void_p]
-def probe():
-    before = libc.mallinfo2().hblkhd
-    block = libc.malloc(64 << 20)
-    mapped = libc.mallinfo2().hblkhd - before
-    libc.free(block)
-    return mapped >> 20, libc.mallinfo2().fordblks >> 20
-print(*probe())
+probe()
 assert keep_freed_memory()
-print(*probe())
+probe()
 """
-
-
-GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 
 @pytest.mark.skipif(not GLIBC, reason="keep_freed_memory tunes glibc's malloc only")
 def test_freed_memory_stays_in_the_heap_on_glibc() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUN"))}
-    proc = subprocess.run([sys.executable, "-c", HEAP_PROBE], env=env, capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    (default_mapped, _), (kept_mapped, kept_held) = (
-        tuple(map(int, line.split())) for line in proc.stdout.splitlines()[-2:])
-    assert default_mapped >= 64, proc.stdout  # glibc's default: the block's own mmap
-    assert kept_mapped == 0, proc.stdout  # no mmap: from the heap
-    assert kept_held >= 64, proc.stdout  # no trim: still held after free, for the next step
+    (default_mapped, _), (kept_mapped, kept_held) = heap_probes(KEEP_FREED)
+    assert default_mapped >= 64  # glibc's default: the block's own mmap
+    assert kept_mapped == 0  # no mmap: from the heap
+    assert kept_held >= 64  # no trim: still held after free, for the next step

@@ -11,7 +11,6 @@ real stdout/stderr); a few subprocesses, started together, prove the real exit p
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import pickle
 import shutil
@@ -32,6 +31,7 @@ from fast_nst.apps import experiments as experiments_app
 from fast_nst.apps import flicker as flicker_app
 from fast_nst.apps import gatys as gatys_app
 from fast_nst.training.network import NetConfig
+from tests.app_helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "udnie.pt"
@@ -40,14 +40,7 @@ FORMATS = ("zip", "legacy", "pickle")
 HYDRA_BOOKKEEPING = (".hydra", ".log")  # what Hydra itself writes into a run folder
 
 
-def _load_train() -> object:
-    spec = importlib.util.spec_from_file_location("train", ROOT / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train_app = _load_train()
+train_app = load_script("train")
 
 
 class Payload:

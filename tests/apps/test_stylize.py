@@ -3,7 +3,6 @@ and the path it says it takes."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import logging
 import subprocess
@@ -14,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.app_helpers import load_script
 from tests.stylize_helpers import tiny_model, write_photo, write_photos
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,9 +37,7 @@ def test_cli_error_in_a_real_process_is_one_line_exit_2(tmp_path) -> None:
 
 
 def cli(capsys, *args) -> tuple[int, str, str]:
-    spec = importlib.util.spec_from_file_location("stylize_cli", ROOT / "stylize.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("stylize")
     try:
         module.main([str(a) for a in args])
         code = 0
@@ -79,29 +77,16 @@ def test_cli_stylizes_and_exports(tmp_path, capsys, model_pt) -> None:
     assert code == 0 and "max abs diff" in out and (tmp_path / "m.onnx").is_file(), err
 
 
-def run_stylize_cli(capsys, *args) -> tuple[int, str, str]:
-    spec = importlib.util.spec_from_file_location("stylize_cli", ROOT / "stylize.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    try:
-        module.main([str(a) for a in args])
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 @pytest.mark.usefixtures("two_threads")
 def test_stylize_cli_says_its_path_and_warns_for_slow_bf16(tmp_path, capsys, zen3) -> None:
     model = tiny_model(tmp_path)
     write_photos(tmp_path / "in", 1, 20, 24)
     src = tmp_path / "in" / "0.png"
-    code, out, err = run_stylize_cli(capsys, "--model", model, src, "-o", tmp_path / "a.png",
+    code, out, err = cli(capsys, "--model", model, src, "-o", tmp_path / "a.png",
                                      "--device", "cpu")
     assert code == 0 and err == "" and out.splitlines()[0] == (
         "stylize: eager fp32 (CPU without native bf16: AVX2; 1 forward call(s))")
-    code, out, err = run_stylize_cli(capsys, "--model", model, src, "-o", tmp_path / "b.png",
+    code, out, err = cli(capsys, "--model", model, src, "-o", tmp_path / "b.png",
                                      "--device", "cpu", "--precision", "bf16")
     assert code == 0 and (tmp_path / "b.png").is_file()
     assert err.splitlines() == ["warning: precision bf16 on a CPU without native bf16 (AVX2) "
@@ -119,7 +104,7 @@ def test_stylize_cli_messages_ignore_stale_root_handlers(tmp_path, capsys, zen3)
     try:
         model = tiny_model(tmp_path)
         write_photos(tmp_path / "in", 1, 20, 24)
-        code, out, err = run_stylize_cli(capsys, "--model", model, tmp_path / "in" / "0.png",
+        code, out, err = cli(capsys, "--model", model, tmp_path / "in" / "0.png",
                                          "-o", tmp_path / "a.png", "--device", "cpu")
     finally:
         logging.getLogger().removeHandler(stale)

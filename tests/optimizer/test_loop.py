@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import platform
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +15,7 @@ from fast_nst.errors import FastNSTError
 from fast_nst.optimizer.config import GatysConfig
 from fast_nst.optimizer.loop import run
 from fast_nst.optimizer.loss import build_loss
+from tests.heap_probe import GLIBC, heap_probes
 from tests.optimizer.helpers import RANDOM, TINY
 
 
@@ -65,44 +62,25 @@ def test_one_vgg_pass_per_step(images: dict[str, Path]) -> None:
     assert len(calls) == 1 + 1 + 5 + 1  # content target, style target, 5 steps, final losses
 
 
-# Where glibc serves a 64 MiB block before and after a tiny CPU run of the optimizer: "mapped"
-# MiB of its own mmap (glibc's default above 32 MiB) or from the heap (0), and "held" MiB the
-# heap keeps free after it is freed (0: given back to the OS). mallinfo2 counts both exactly.
+# A tiny CPU run of the optimizer between two heap probes (tests/heap_probe.py).
 HEAP_AFTER_RUN = """
-import ctypes, sys
+import sys
 from fast_nst.core.vgg import VGGConfig
 from fast_nst.optimizer.config import GatysConfig
 from fast_nst.optimizer.loop import run
-class Info(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in ("arena ordblks smblks hblks hblkhd usmblks "
-                                               "fsmblks uordblks fordblks keepcost").split()]
-libc = ctypes.CDLL("libc.so.6")
-libc.mallinfo2.restype, libc.malloc.restype = Info, ctypes.c_void_p
-libc.malloc.argtypes, libc.free.argtypes = [ctypes.c_size_t], [ctypes.c_void_p]
-def probe():
-    before = libc.mallinfo2().hblkhd
-    block = libc.malloc(64 << 20)
-    mapped = libc.mallinfo2().hblkhd - before
-    libc.free(block)
-    return mapped >> 20, libc.mallinfo2().fordblks >> 20
-print(*probe())
+probe()
 run(GatysConfig(task="texture", style=sys.argv[1], size=16, steps=1, progress=False,
                 vgg=VGGConfig("random", "torchvision"), style_layers=["relu1_1"], device="cpu"))
-print(*probe())
+probe()
 """
 
 
-@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
-                    reason="the optimizer tunes glibc's malloc only")
+@pytest.mark.skipif(not GLIBC, reason="the optimizer tunes glibc's malloc only")
 def test_cpu_runs_keep_freed_memory(images: dict[str, Path]) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUN"))}
-    proc = subprocess.run([sys.executable, "-c", HEAP_AFTER_RUN, str(images["style"])], env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    (mapped_before, _), (mapped_after, held_after) = (
-        tuple(map(int, line.split())) for line in proc.stdout.splitlines()[-2:])
-    assert mapped_before >= 64, proc.stdout  # glibc's default: a big block is its own mmap
-    assert mapped_after == 0 and held_after >= 64, proc.stdout  # after: heap, kept when freed
+    (mapped_before, _), (mapped_after, held_after) = heap_probes(HEAP_AFTER_RUN,
+                                                                 str(images["style"]))
+    assert mapped_before >= 64  # glibc's default: a big block is its own mmap
+    assert mapped_after == 0 and held_after >= 64  # after: from the heap, kept when freed
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam", "sgd", "rmsprop"])

@@ -9,6 +9,7 @@ import torch
 from fast_nst import FastNSTError
 from fast_nst.core.images import load_image
 from fast_nst.training.module import StyleTransferModule
+from tests.training.helpers import train_steps
 
 
 def test_unknown_option_names_the_group(workdir) -> None:
@@ -25,14 +26,7 @@ def test_loss_falls_with_real_weights(caffe_weights, shared_content, shared_styl
         net={"width": "half"}, vgg={"weights": str(caffe_weights), "convention": "caffe"})
     batch = torch.cat([load_image(shared_content / f"{n}.jpg", size=(64, 64))
                        for n in ("chelsea_cat", "coffee")])
-    optimizer = module.configure_optimizers()
-    totals = []
-    for _ in range(20):
-        _, terms = module.compute_losses(batch)
-        optimizer.zero_grad()
-        terms["total"].backward()
-        optimizer.step()
-        totals.append(terms["total"].item())
+    totals = train_steps(module, batch, module.configure_optimizers(), 20)
     assert module.hparams.loss["style_weight"] == module.perceptual.weights.style == 0.2
     assert sum(totals[-3:]) / 3 < 0.5 * totals[0], totals
 

@@ -4,7 +4,6 @@ records end up in the run's train.log."""
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import sys
 from pathlib import Path
@@ -15,19 +14,12 @@ import pytorch_lightning as pl
 import torch
 from PIL import Image
 
-from tests.app_helpers import write_photo
+from tests.app_helpers import load_script, write_photo
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_train() -> object:
-    spec = importlib.util.spec_from_file_location("train", ROOT / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train_app = _load_train()
+train_app = load_script("train")
 
 
 class CtrlCAt(pl.Callback):

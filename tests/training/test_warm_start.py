@@ -17,6 +17,7 @@ from fast_nst.core.images import save_image
 from fast_nst.inference.models import EXAMPLES_CONFIG
 from fast_nst.training.module import StyleTransferModule
 from fast_nst.training.network import NetConfig, TransformerNet, export_model
+from tests.training.helpers import train_steps
 
 ROOT = Path(__file__).resolve().parents[2]
 HALF = {"width": "half", "n_residual": 1}
@@ -72,14 +73,7 @@ def test_every_model_kind_starts_the_network_and_trains_on(tmp_path, style, kind
     assert module.hparams.init == str(path) and module.export_meta()["init"] == str(path)
 
     photos = torch.rand(2, 3, 24, 24)
-    optimizer = torch.optim.Adam(module.net.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(4):
-        _, terms = module.compute_losses(photos)
-        optimizer.zero_grad()
-        terms["total"].backward()
-        optimizer.step()
-        losses.append(terms["total"].item())
+    losses = train_steps(module, photos, torch.optim.Adam(module.net.parameters(), lr=1e-2), 4)
     assert losses[-1] < losses[0]
     first = next(iter(source.state_dict()))
     assert not torch.equal(module.net.state_dict()[first], source.state_dict()[first])
