@@ -23,6 +23,8 @@ from fast_nst.inference.export import export_file
 from fast_nst.inference.pipeline import StylizeOptions, stylize_paths
 from fast_nst.inference.runtime import PRECISIONS
 
+DEFAULTS = StylizeOptions()  # the flags' defaults are the options' (written once)
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -38,18 +40,19 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--content-scale", type=float, help="downscale by a factor (examples)")
     p.add_argument("--preserve-color", action="store_true",
                    help="keep the input's colours (luminance-only transfer)")
-    p.add_argument("--strength", type=float, default=1.0,
+    p.add_argument("--strength", type=float, default=DEFAULTS.strength,
                    help="0 = input, 1 = fully stylized (default 1)")
     p.add_argument("--tile", type=int, help="tile size in px for large images "
                    "(default: 768 px tiles above 4 megapixels)")
     p.add_argument("--overlap", type=int,
                    help="tile overlap in px (default 128, at most a quarter of the tile)")
-    p.add_argument("--tile-stats", default="tile", choices=("tile", "global"),
+    p.add_argument("--tile-stats", default=DEFAULTS.tile_stats, choices=("tile", "global"),
                    help="instance-norm statistics per tile (fast) or of the whole image "
                    "(matches untiled output; about 7x slower)")
-    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
+    p.add_argument("--device", default=DEFAULTS.device,
+                   help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
     p.add_argument("--cuda", type=int, choices=(0, 1), help="examples' flag: 1 = --device cuda")
-    p.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS),
+    p.add_argument("--precision", default=DEFAULTS.precision, choices=("auto", *PRECISIONS),
                    help="auto (default): bf16 where the hardware runs it natively (GPUs, CPUs "
                    "with AVX512-BF16/AMX), fp16 on older GPUs, else fp32")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
@@ -57,12 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the network (slow first call; default: when many "
                    "same-size images, tiles or frames repay it)")
-    p.add_argument("--batch-size", type=int, default=4, help="same-size images per forward")
-    p.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
+                   help="same-size images per forward")
+    p.add_argument("--max-pixels", type=int, default=DEFAULTS.max_pixels,
                    help=f"refuse larger images, a guard against decompression bombs "
                    f"(default {MAX_PIXELS:,}, Pillow's limit; 0: no limit)")
     p.add_argument("--recursive", "-r", action="store_true", help="descend into subfolders")
-    p.add_argument("--pattern", default="{stem}_{style}.{ext}",
+    p.add_argument("--pattern", default=DEFAULTS.pattern,
                    help="output names in a folder: {stem} {style} {ext} {name}")
     p.add_argument("--overwrite", action="store_true", help="allow replacing an input file")
     p.add_argument("--no-progress", action="store_true")

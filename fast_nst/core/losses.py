@@ -18,6 +18,25 @@ from fast_nst.core.vgg import VGGEncoder
 LayerWeights = Mapping[str, float]
 
 
+# The one table of default loss weights, per VGG input convention and per user of the loss: the
+# optimizer (one image, Gatys et al.'s layers: the content weight is relative, TV smooths) and
+# the feed-forward network (Johnson et al.'s layers; conf/loss/gatys.yaml overrides its style
+# weight for Gatys's layers). Caffe features are ~255x torchvision's: content MSE scales by
+# 255^2, Gram MSE by 255^4, so the style/content ratio differs by 255^2 = 65,025 between the two;
+# TV (pixel space) scales with the content term. The caffe values were tuned by eye on the
+# ../shared photos and paintings at 256 px; the torchvision ones are derived by that factor.
+# The optimizer's rows also hold its plain-SGD learning rate and temporal (video) weight, which
+# scale the same way (docs/optimizer.md, docs/training.md).
+CONVENTION_DEFAULTS: dict[str, dict[str, dict[str, float]]] = {
+    "caffe": {"optimizer": {"content": 1.0, "style": 5.0, "tv": 1e4, "sgd_lr": 3e-7,
+                            "temporal": 1e8},
+              "network": {"content": 1.0, "style": 0.2, "tv": 0.0}},
+    "torchvision": {"optimizer": {"content": 1.0, "style": 3.25e5, "tv": 0.15, "sgd_lr": 2e-2,
+                                  "temporal": 1.5e3},
+                    "network": {"content": 1.0, "style": 1.3e4, "tv": 0.0}},
+}
+
+
 def as_layer_weights(layers: Sequence[str] | Mapping[str, float]) -> dict[str, float]:
     """Accept `[relu1_1, relu2_1]` (weight 1 each) or `{relu1_1: 0.5, ...}`."""
     if isinstance(layers, Mapping):

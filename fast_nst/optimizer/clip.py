@@ -9,10 +9,11 @@ from pathlib import Path
 from torch import Tensor
 
 from fast_nst.core.images import load_image
+from fast_nst.core.losses import CONVENTION_DEFAULTS
 from fast_nst.core.temporal import Alignment, FlowAlignment, static_alignment, temporal_loss
 from fast_nst.core.vgg import resolve_convention
 from fast_nst.device import pick_device
-from fast_nst.optimizer.config import CONVENTION_DEFAULTS, GatysConfig, validate
+from fast_nst.optimizer.config import GatysConfig, validate
 from fast_nst.optimizer.loop import make_optimizer, optimize
 from fast_nst.optimizer.loss import autocast_dtype, build_loss, check_size
 
@@ -35,7 +36,7 @@ class ClipStylizer:
         self.flow = FlowAlignment() if cfg.flow == "raft" and align is None else None
         self.align = align or self.flow or static_alignment
         weight = cfg.temporal_weight
-        self.temporal_weight = (CONVENTION_DEFAULTS[self.convention]["temporal"]
+        self.temporal_weight = (CONVENTION_DEFAULTS[self.convention]["optimizer"]["temporal"]
                                 if weight is None else weight)
         self.previous: Tensor | None = None
         self.index = 0

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fast_nst.core.images import MAX_PIXELS
-from fast_nst.core.losses import LossWeights, as_layer_weights
+from fast_nst.core.losses import CONVENTION_DEFAULTS, LossWeights, as_layer_weights
 from fast_nst.core.vgg import VGGConfig, canonical_layer
 from fast_nst.errors import FastNSTError
 
@@ -21,18 +21,6 @@ INITS = ("content", "noise", "style", "file")
 OPTIMIZERS = ("lbfgs", "adam", "sgd", "rmsprop")
 COLOR_MODES = ("luminance", "histogram")
 
-# Loss-weight defaults per weight convention, for the loss definitions of `fast_nst.core.losses`
-# (content = feature MSE, style = MSE of Gram/(C*H*W), TV = mean squared neighbour difference).
-# Caffe features are ~255x torchvision's: content MSE scales by 255^2, Gram MSE by 255^4, so the
-# style/content ratio differs by 255^2 = 65,025 between the two; TV (pixel space, 0..1) only
-# scales with the content term. The caffe values were tuned here by eye on the ../shared photos
-# and paintings at 256 px; the torchvision ones are derived from them by that factor.
-CONVENTION_DEFAULTS: dict[str, dict[str, float]] = {
-    "caffe": {"content_weight": 1.0, "style_weight": 5.0, "tv_weight": 1e4, "sgd_lr": 3e-7,
-              "temporal": 1e8},
-    "torchvision": {"content_weight": 1.0, "style_weight": 3.25e5, "tv_weight": 0.15,
-                    "sgd_lr": 2e-2, "temporal": 1.5e3},
-}
 # Learning rates in pixel units (image in 0..1) where the optimizer is scale-free.
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02, "rmsprop": 0.005}
 TASK_INIT = {"reconstruct": "noise", "texture": "noise", "transfer": "content"}
@@ -60,7 +48,7 @@ class GatysConfig:
         "relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"])
     content_layer_weights: list[float] | None = None  # None = 1 each
     style_layer_weights: list[float] | None = None
-    content_weight: float | None = None  # None = convention default (CONVENTION_DEFAULTS)
+    content_weight: float | None = None  # None: core.losses.CONVENTION_DEFAULTS
     style_weight: float | None = None
     tv_weight: float | None = None
     steps: int = 300
@@ -162,13 +150,13 @@ def init_mode(cfg: GatysConfig) -> str:
 
 def loss_weights(cfg: GatysConfig, convention: str) -> LossWeights:
     """Weights for the task: None takes the convention default; the task zeroes unused terms."""
-    d = CONVENTION_DEFAULTS[convention]
+    d = CONVENTION_DEFAULTS[convention]["optimizer"]
 
     def pick(value: float | None, key: str) -> float:
         return float(d[key] if value is None else value)
 
     return LossWeights(
-        content=0.0 if cfg.task == "texture" else pick(cfg.content_weight, "content_weight"),
-        style=0.0 if cfg.task == "reconstruct" else pick(cfg.style_weight, "style_weight"),
-        tv=pick(cfg.tv_weight, "tv_weight"),
+        content=0.0 if cfg.task == "texture" else pick(cfg.content_weight, "content"),
+        style=0.0 if cfg.task == "reconstruct" else pick(cfg.style_weight, "style"),
+        tv=pick(cfg.tv_weight, "tv"),
     )

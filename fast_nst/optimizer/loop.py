@@ -28,11 +28,11 @@ from tqdm.auto import tqdm
 
 from fast_nst.core.color import transfer_luminance
 from fast_nst.core.images import resize
-from fast_nst.core.losses import PerceptualLoss
+from fast_nst.core.losses import CONVENTION_DEFAULTS, PerceptualLoss
 from fast_nst.core.vgg import resolve_convention
 from fast_nst.device import keep_freed_memory, pick_device
 from fast_nst.errors import FastNSTError
-from fast_nst.optimizer.config import CONVENTION_DEFAULTS, DEFAULT_LR, GatysConfig, validate
+from fast_nst.optimizer.config import DEFAULT_LR, GatysConfig, validate
 from fast_nst.optimizer.inputs import first_image, load_inputs
 from fast_nst.optimizer.loss import (
     autocast_dtype,
@@ -63,7 +63,8 @@ def make_optimizer(image: Tensor, cfg: GatysConfig, convention: str) -> torch.op
     name = cfg.optimizer
     lr = cfg.lr
     if lr is None:
-        lr = CONVENTION_DEFAULTS[convention]["sgd_lr"] if name == "sgd" else DEFAULT_LR[name]
+        sgd = CONVENTION_DEFAULTS[convention]["optimizer"]["sgd_lr"]
+        lr = sgd if name == "sgd" else DEFAULT_LR[name]
     if name == "lbfgs":
         return torch.optim.LBFGS([image], lr=lr, max_iter=1, history_size=cfg.history_size,
                                  line_search_fn=cfg.line_search, tolerance_grad=0.0,

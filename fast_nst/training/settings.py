@@ -8,17 +8,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from fast_nst.core.losses import LossWeights, as_layer_weights
+from fast_nst.core.losses import CONVENTION_DEFAULTS, LossWeights, as_layer_weights
 from fast_nst.core.temporal import StabilityConfig
 from fast_nst.errors import FastNSTError
-
-# Loss weights when the config leaves them null, per VGG input convention (caffe features are
-# ~255x torchvision's: content MSE ~255^2x, Gram MSE ~255^4x). See docs/training.md for how they
-# were chosen; a loss file overrides single entries (conf/loss/gatys.yaml: its style weights).
-DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
-    "caffe": {"content": 1.0, "style": 0.2, "tv": 0.0},
-    "torchvision": {"content": 1.0, "style": 1.3e4, "tv": 0.0},  # caffe's x 255^2
-}
 
 # Johnson et al. 2016 (VGG16 names, present in VGG19): the layers when the config gives none.
 JOHNSON_LAYERS = {"content": ("relu2_2",), "style": ("relu1_2", "relu2_2", "relu3_3", "relu4_3")}
@@ -41,7 +33,7 @@ class LossConfig:
     tv_weight: float | None = None
     stability: StabilityConfig = field(default_factory=StabilityConfig)
     by_convention: dict[str, dict[str, float]] = field(
-        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_WEIGHTS.items()})
+        default_factory=lambda: {k: dict(v["network"]) for k, v in CONVENTION_DEFAULTS.items()})
 
     def __post_init__(self) -> None:
         if self.content_layers is None:
@@ -50,7 +42,8 @@ class LossConfig:
             self.style_layers = list(JOHNSON_LAYERS["style"])
 
     def resolve(self, convention: str) -> LossWeights:
-        base = {**DEFAULT_WEIGHTS.get(convention, {}), **self.by_convention.get(convention, {})}
+        base = {**CONVENTION_DEFAULTS.get(convention, {}).get("network", {}),
+                **self.by_convention.get(convention, {})}
         chosen = {"content": self.content_weight, "style": self.style_weight,
                   "tv": self.tv_weight}
         values = {k: float(base.get(k, 0.0)) if v is None else _weight(k, v)
