@@ -1,5 +1,7 @@
-"""The glue between Hydra and every fast_nst Hydra app (train.py, gatys, experiments, compare,
-flicker): config mistakes as one line with exit status 2, and library logs in the run's log.
+"""The glue between Hydra and every fast_nst Hydra app (train, gatys, experiments, compare,
+calibrate, flicker): the one config root conf/ with the dataclass schemas in Hydra's ConfigStore,
+`style=<image file>` for any painting, config mistakes as one line with exit status 2, and
+library logs in the run's log.
 
 Hydra reports its own errors (an unknown key, an unknown group option, an override it cannot
 parse) as several lines and exit status 1 inside `hydra._internal.utils.run_and_report`, unless
