@@ -13,6 +13,7 @@ sets it for the duration of the call, so the exception reaches this module, whic
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import mimetypes
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 from fast_nst.configs import StyleConfig
 from fast_nst.core.vgg import VGGConfig
@@ -199,6 +201,8 @@ def _unknown_key(cause: Any) -> str:
     where = key.rpartition(".")[0] or "the config"
     listed = ", ".join(valid[:_MAX_LISTED]) + (", ..." if len(valid) > _MAX_LISTED else "")
     choices = f"; valid keys in {where}: {listed}" if valid else ""
+    if parent is not None and dataclasses.is_dataclass(OmegaConf.get_type(parent)):
+        return f"unknown config key {key!r}{choices}"  # a schema: no key can be added
     return f"unknown config key {key!r}{choices} (to add a new key write +{key}=VALUE)"
 
 

@@ -42,3 +42,23 @@ def test_group_files_start_from_the_schema_and_hold_only_what_differs(group) -> 
         for key, value in values.items():
             assert hasattr(defaults, key), f"{path}: {key} is not a field of the schema"
             assert value != getattr(defaults, key), f"{path}: {key}={value!r} is the default"
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("model.widht=full", "unknown config key 'model.widht'; valid keys in model: n_residual, "
+                         "norm, output, pixel_scale, upsample, width"),  # a schema: no + hint
+    ("trainer.foo=1", "unknown config key 'trainer.foo'"),
+    ("optim.lr=fast", "Value 'fast' of type 'str' could not be converted to Float"),
+])
+def test_config_mistakes_are_described_in_one_line(override, expected) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from fast_nst.cli import describe_config_error
+
+    register_schemas()
+    with initialize_config_dir(str(CONF_ROOT), version_base="1.3"):
+        with pytest.raises(Exception) as caught:
+            compose("train", overrides=[override])
+    message = describe_config_error(caught.value)
+    assert message is not None and expected in message and "\n" not in message
+    assert ("+model" in message) is False
