@@ -1,5 +1,5 @@
-"""What one optimization is asked to do: `GatysConfig` (the `conf/gatys` app's options), its
-checks, and the per-convention loss-weight defaults.
+"""What one optimization is asked to do: `GatysConfig`, its checks, and `GatysApp`, the schema
+of the gatys app (conf/gatys.yaml): GatysConfig plus a painting of the `style` group and files.
 
 Everything here runs before any image or weight is loaded, so a typo or a missing input is a
 one-line error at once.
