@@ -31,6 +31,7 @@ from fast_nst.configs import StyleConfig
 from fast_nst.core.vgg import VGGConfig
 from fast_nst.errors import FastNSTError, exit_on_user_error, find_user_error, one_line
 from fast_nst.optimizer.config import GatysApp
+from fast_nst.studies.calibration import Settings
 from fast_nst.training.network import NetConfig
 from fast_nst.training.settings import LossConfig, OptimConfig
 
@@ -42,7 +43,7 @@ _MAX_LISTED = 40  # valid keys named in one error line
 # The one config root: a primary config per app (train, gatys, ...) over shared groups.
 CONF_ROOT = Path(__file__).resolve().parents[1] / "conf"
 SCHEMAS: dict[str, type] = {"style": StyleConfig, "vgg": VGGConfig, "model": NetConfig,
-                            "loss": LossConfig, "optim": OptimConfig}
+                            "loss": LossConfig, "optim": OptimConfig, "calibration": Settings}
 
 
 def hydra_app(config_name: str) -> Callable[[Task], Callable[[], None]]:

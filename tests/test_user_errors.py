@@ -301,9 +301,9 @@ def test_compare(extra, expected, files, capfd, monkeypatch) -> None:
 @pytest.mark.parametrize("extra, expected", [
     (["style={f}/nope.jpg"], "style image not found"),
     (["style={f}/notimage.png"], "not an image PIL can read"),
-    (["weights=[]"], "no style weights to try"),
+    (["calibration.weights=[]"], "no style weights to try"),
     (['train=["loss=nosuch"]'], "unknown loss option 'nosuch'"),
-    (["photos=[{f}/nope.jpg]"], "not found"),
+    (["calibration.photos=[{f}/nope.jpg]"], "not found"),
     (["train=[experiment=bundle/udnie,vgg=caffe]"],
      """quote each item: 'train=["experiment=bundle/udnie","vgg=caffe"]'"""),
 ], ids=["missing style", "style not an image", "no weights", "bad train override",
@@ -311,7 +311,8 @@ def test_compare(extra, expected, files, capfd, monkeypatch) -> None:
 def test_calibrate(extra, expected, files, capfd, monkeypatch) -> None:
     run = files / "runs" / f"calibrate_{len(expected)}"
     argv = [f"hydra.run.dir={run}", f"style={files / 'style.png'}", "vgg=random",
-            f"photos=[{files / 'photo.png'}]", "steps=1", "count=2", "progress=false",
+            f"calibration.photos=[{files / 'photo.png'}]", "calibration.steps=1",
+            "calibration.count=2", "calibration.progress=false",
             'train=["data.image_size=32","style.size=48"]', *[e.format(f=files) for e in extra]]
     before = snapshot(files)
     code, out, err = call(calibrate_app.main, argv, capfd, monkeypatch, hydra=True)

@@ -1,9 +1,9 @@
 """Choose the style weight before training (docs/calibrate.md):
 `fast-nst-calibrate style=painting.jpg` or `fast-nst-calibrate 'train=["experiment=bundle/udnie"]'`.
 
-Thin Hydra entry point: conf/calibrate.yaml holds the app's keys (`style`, `train`,
-`vgg`) and the calibration settings; train.py's config composed with those overrides decides
-the loss; the work is in `fast_nst.studies.calibrate`.
+Thin Hydra entry point: conf/calibrate.yaml holds the app's keys (`style`, `train`, `vgg`)
+and the `calibration` group (the same settings as train.py's); train.py's config composed with
+those overrides decides the loss; the work is in `fast_nst.studies.calibrate`.
 """
 
 from __future__ import annotations
@@ -14,12 +14,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from fast_nst.cli import hydra_app
-from fast_nst.configs import to_dataclass
 from fast_nst.errors import FastNSTError
 from fast_nst.studies.calibrate import calibrate, setup_from_training, training_config
 from fast_nst.studies.calibration import Settings
-
-APP_KEYS = ("style", "train", "vgg", "paths")  # the app's own keys; the rest are Settings
 
 
 def app_overrides(cfg: DictConfig) -> list[str]:
@@ -51,9 +48,7 @@ def main(cfg: DictConfig) -> None:
     training = training_config(overrides)
     training.vgg = cfg.vgg  # the app's vgg group (offline default: caffe) decides
     setup = setup_from_training(training, [*overrides, *vgg_overrides(cfg)])
-    values = OmegaConf.to_container(cfg, resolve=True)
-    own = {k: v for k, v in values.items() if k not in APP_KEYS}
-    settings = to_dataclass(Settings, own, "calibration")
+    settings: Settings = OmegaConf.to_object(cfg.calibration)  # type: ignore[assignment]
     folder = Path(HydraConfig.get().runtime.output_dir)
     result = calibrate(setup, settings, folder)
     print(result.summary())

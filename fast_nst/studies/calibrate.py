@@ -179,7 +179,7 @@ def measure(setup: Setup, settings: Settings) -> Calibration:
     for photo in settings.photos:
         if not Path(photo).is_file():
             raise FastNSTError(f"calibration photo not found: {photo}; set "
-                               "calibration.photos=[a.jpg,b.jpg] (train.py) or photos=[...]")
+                               "calibration.photos=[a.jpg,b.jpg]")
     device = pick_device(settings.device)
     torch.manual_seed(0)  # a random-weight VGG (tests) is the same every time
     cfg = training_gatys_config(setup.meta, setup.meta["style_image"], settings.photos[0],
@@ -245,8 +245,7 @@ def auto_style_weight(cfg: DictConfig) -> Calibration | None:
     setup = setup_from_training(cfg, list(run.overrides.task))
     folder = Path(run.runtime.output_dir) / "calibration"
     folder.mkdir(parents=True, exist_ok=True)
-    values = OmegaConf.to_container(cfg.calibration, resolve=True)
-    settings = to_dataclass(Settings, values, "calibration")
+    settings: Settings = OmegaConf.to_object(cfg.calibration)  # type: ignore[assignment]
     result = calibrate(setup, settings, folder)
     cfg.loss.style_weight = result.suggestion.weight
     print(f"calibration: loss.style_weight={result.suggestion.weight:g} "

@@ -37,13 +37,15 @@ class Rule:
 
 @dataclass
 class Settings:
-    """The `calibration` config group (conf/calibration/default.yaml)."""
+    """The `calibration` config group's schema (conf/calibration/default.yaml gives the photos).
+    Keys: `calibration.steps=30` and so on, in train.py and in fast-nst-calibrate alike."""
 
-    photos: list[str]
-    weights: list[float] | None = None  # None: `count` log-spaced weights over `span`
-    span: list[float] = field(default_factory=lambda: [0.5, 50.0])  # x the default weight
+    photos: list[str]  # centre-cropped to data.image_size, as validation photos are
+    weights: list[float] | None = None  # e.g. [0.3, 1, 3]; None: `count` log-spaced over `span`
+    # x the loss's default style weight (caffe, johnson: 0.2 -> 0.1 .. 10)
+    span: list[float] = field(default_factory=lambda: [0.5, 50.0])
     count: int = 7
-    steps: int = 40
+    steps: int = 40  # L-BFGS iterations per photo and weight (the best image is kept)
     rule: Rule = field(default_factory=Rule)
     grid_cell: int | None = None  # px of each grid cell; None: data.image_size
     device: str = "auto"

@@ -24,7 +24,8 @@ def test_app_writes_grid_table_and_command(files, tmp_path) -> None:
     train = ",".join(f'"{o}"' for o in ["data.image_size=32", "style.size=48",
                                          "loss.style_layers=[relu1_1,relu2_1]"])
     proc = run_app(f"style={files['style']}", f"train=[{train}]", "vgg=random",
-                   f"photos=[{files['a']}]", "count=2", "steps=2", "progress=false",
+                   f"calibration.photos=[{files['a']}]", "calibration.count=2",
+                   "calibration.steps=2", "calibration.progress=false",
                    f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {"calibration.png", "calibration.csv", "calibration.md"} <= {
@@ -41,11 +42,11 @@ def test_app_writes_grid_table_and_command(files, tmp_path) -> None:
 
 @pytest.mark.parametrize("args, expected", [
     (["style=/nonexistent/painting.jpg"], "style image not found: /nonexistent/painting.jpg"),
-    (["weights=[]"], "no style weights to try"),
+    (["calibration.weights=[]"], "no style weights to try"),
 ])
 def test_app_mistakes_are_one_line_errors(files, tmp_path, args, expected) -> None:
     style = [] if args[0].startswith("style=") else [f"style={files['style']}"]
-    proc = run_app(*style, *args, "vgg=random", f"photos=[{files['a']}]",
+    proc = run_app(*style, *args, "vgg=random", f"calibration.photos=[{files['a']}]",
                    f"hydra.run.dir={tmp_path}")
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-3000:]
