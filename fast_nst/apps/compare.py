@@ -19,6 +19,7 @@ from fast_nst.studies.compare_report import write_report
 @hydra_app("compare")
 def main(cfg: DictConfig) -> None:
     values = OmegaConf.to_container(cfg, resolve=True)
+    values["shared"] = values.pop("paths")["shared"]  # where the bundled paintings are
     folder = Path(HydraConfig.get().runtime.output_dir)
     rows = compare(values, folder)
     print(write_report(rows, values, folder))
