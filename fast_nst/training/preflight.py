@@ -12,7 +12,6 @@ from urllib.parse import urlparse
 
 from omegaconf import OmegaConf
 
-from fast_nst.configs import to_dataclass
 from fast_nst.core.losses import as_layer_weights
 from fast_nst.core.vgg import check_side
 from fast_nst.errors import FastNSTError
@@ -46,7 +45,7 @@ def check_resume(cfg: Any, run_dir: Path) -> None:
 
 def check_image_sizes(cfg: Any) -> None:
     """Training and validation crops must survive every pool before the deepest loss layer."""
-    loss = to_dataclass(LossConfig, OmegaConf.to_container(cfg.loss), "loss")
+    loss: LossConfig = OmegaConf.to_object(cfg.loss)  # no layers given: Johnson's
     layers = [*as_layer_weights(loss.content_layers), *as_layer_weights(loss.style_layers)]
     data = cfg.data
     for key in ("image_size", "val_image_size"):
