@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -31,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from fast_nst.device import describe_hardware  # noqa: E402
 from fast_nst.errors import ArgumentParser, FastNSTError, exit_on_user_error  # noqa: E402
+from fast_nst.inference.aot import CACHE_ENV  # noqa: E402
 from fast_nst.inference.export import export_file  # noqa: E402
 from fast_nst.inference.models import StyleModel  # noqa: E402
 from fast_nst.inference.pipeline import StylizeOptions, stylize_paths  # noqa: E402
@@ -60,7 +62,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def time_ms(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[float, torch.Tensor, float]:
     """Best of `repeats` in ms after two warm-up calls; also the first call's seconds
-    (compilation for torch.compile)."""
+    (compilation for the compiled paths)."""
     start = time.perf_counter()
     out = fn()
     first = time.perf_counter() - start
@@ -105,6 +107,7 @@ def speed_table(sizes: list[int], repeats: int, skip: set[str]) -> tuple[str, di
     net = random_net()
     rows, summary = [], {}
     with tempfile.TemporaryDirectory() as tmp:
+        os.environ[CACHE_ENV] = tmp  # compile from scratch: no packages from an earlier run
         paths = {k: v for k, v in candidates(net, Path(tmp)).items() if k not in skip}
         for size in sizes:
             x = photo(size, size)

@@ -24,6 +24,13 @@ CONTENT = SHARED / "data" / "content"
 TRAIN_IMAGES = SHARED / "data" / "train"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_compile_cache(tmp_path_factory) -> None:
+    """Compiled networks and counts of stylize runs go to a temporary folder, not the user's
+    cache (fast_nst.inference.aot)."""
+    os.environ["FAST_NST_CACHE"] = str(tmp_path_factory.mktemp("fast_nst_cache"))
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)

@@ -170,6 +170,24 @@ def test_only_shapes_with_enough_work_are_compiled(monkeypatch, zen4) -> None:
                                ).shapes == {(1, 768, 768)}
 
 
+def test_a_stored_compile_and_earlier_runs_count_toward_a_compile(zen4) -> None:
+    past = {(4, 512, 512): hw.ShapeHistory(stored=True),  # loads in 0.1 s: 4 calls repay it
+            (1, 512, 384): hw.ShapeHistory(pixels=121_000_000),  # + 7.9 MP now: 128.9 >= 128
+            (1, 512, 512): hw.ShapeHistory(stored=True)}  # one call: never waits for a load
+    asked = []
+
+    def history(shape, precision, channels_last):
+        asked.append((precision, channels_last))
+        return past.get(shape, hw.ShapeHistory())
+
+    work = Counter({(4, 512, 512): 4, (1, 512, 384): 40, (1, 256, 256): 40, (1, 512, 512): 1})
+    path = hw.choose_fast_path(CPU, work=work, history=history)
+    assert path.shapes == {(4, 512, 512), (1, 512, 384)}
+    assert "compiled for 2 shape(s) (1 already on disk)" in path.reason
+    assert set(asked) == {("bf16", False)}
+    assert not hw.choose_fast_path(CPU, work=work).compile  # the same work, no history
+
+
 def test_explicit_stylize_flags_win(zen4) -> None:
     path = hw.choose_fast_path(CPU, precision="fp32", compile=False, work=BIG_FOLDER)
     assert (path.precision, path.channels_last, path.compile) == ("fp32", False, False)

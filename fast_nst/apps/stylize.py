@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch.compile the network (slow first call; default: when many "
                    "same-size images, tiles or frames repay it)")
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
-                   help="same-size images per forward")
+                   help="same-size images per forward call (default: automatic; on a CPU "
+                   "one image of 512 px or more, up to 8 small ones)")
     p.add_argument("--max-pixels", type=int, default=DEFAULTS.max_pixels,
                    help=f"refuse larger images, a guard against decompression bombs "
                    f"(default {MAX_PIXELS:,}, Pillow's limit; 0: no limit)")

@@ -13,10 +13,14 @@ from torch import Tensor
 from fast_nst.core.color import transfer_luminance
 from fast_nst.device import pick_device, resolve_precision
 from fast_nst.errors import FastNSTError
+from fast_nst.inference.aot import CompiledNetwork, Shape, network_digest
 from fast_nst.training.network import TransformerNet
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-Shape = tuple[int, int, int]  # (batch, height, width) of a forward call
+
+
+def short_name(dtype: torch.dtype) -> str:
+    return next(name for name, d in PRECISIONS.items() if d == dtype)
 
 
 def check_precision(device: torch.device, precision: str) -> torch.dtype:
@@ -60,9 +64,10 @@ class Stylizer:
 
     bf16 on a CPU runs a bf16 copy of the network, fp16 and GPUs autocast; either way the first
     convolution and norm stay float32 (see `low_precision_net`);
-    `compile` uses torch.compile with weight freezing: the fastest CPU path (see the benchmark).
-    Compiled graphs are specialised per input size, so tiles of one size compile once;
-    `compile_shapes` limits compiling to those (batch, height, width), the rest run eager.
+    `compile`: on a CPU without autocast, ahead-of-time packages kept on disk (`aot`: a shape
+    compiled once loads in ~0.1 s in any later process); else torch.compile. Both freeze the
+    weights and specialise per input size, so tiles of one size compile once; `compile_shapes`
+    limits compiling to those (batch, height, width), the rest run eager.
     """
 
     def __init__(self, net: TransformerNet, *, device: str = "auto", precision: str = "fp32",
@@ -73,6 +78,7 @@ class Stylizer:
         self.channels_last = channels_last
         self.compile_shapes = compile_shapes
         net = net.eval().to(self.device)
+        digest = network_digest(net) if compile and self.device.type == "cpu" else ""
         self.cast = self.dtype == torch.bfloat16 and self.device.type == "cpu"
         if self.dtype != torch.float32:
             net = low_precision_net(net, self.dtype, self.cast)
@@ -80,7 +86,9 @@ class Stylizer:
             net = net.to(memory_format=torch.channels_last)
         self.net = net
         self.forward: Callable[[Tensor], Tensor] = net
-        if compile:
+        if compile and digest and (self.dtype == torch.float32 or self.cast):
+            self.forward = CompiledNetwork(net, digest, short_name(self.dtype), channels_last)
+        elif compile:
             self.forward = torch.compile(net, dynamic=False, options={"freezing": True})
 
     @torch.inference_mode()

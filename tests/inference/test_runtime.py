@@ -51,23 +51,6 @@ def test_bf16_runs_close_to_fp32(tmp_path, model_pt) -> None:
 
 
 @pytest.mark.usefixtures("two_threads")
-def test_compiled_shapes_only_the_planned_ones(monkeypatch) -> None:
-    """A Stylizer compiled for one shape runs every other shape eagerly (no recompile)."""
-    seen = []
-
-    def fake_compile(net, **kwargs):
-        return lambda x: seen.append(tuple(x.shape)) or net(x)
-
-    monkeypatch.setattr(torch, "compile", fake_compile)
-    torch.manual_seed(0)
-    net = TransformerNet(NetConfig(width="half", n_residual=1)).eval()
-    stylizer = Stylizer(net, device="cpu", compile=True, compile_shapes=frozenset({(2, 16, 16)}))
-    a, b = torch.rand(2, 3, 16, 16), torch.rand(1, 3, 20, 16)
-    assert torch.equal(stylizer(a), net(a).detach()) and torch.equal(stylizer(b), net(b).detach())
-    assert seen == [(2, 3, 16, 16)]
-
-
-@pytest.mark.usefixtures("two_threads")
 def test_cpu_bf16_runs_a_bf16_copy_with_a_float32_first_layer() -> None:
     torch.manual_seed(0)
     net = TransformerNet(NetConfig(width="half", n_residual=1)).eval()
