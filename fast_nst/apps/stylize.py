@@ -58,11 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC layout (default: on CUDA GPUs with bf16/fp16; off on a CPU)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile the network (slow first call; default: when many "
-                   "same-size images, tiles or frames repay it)")
+                   help="compile the network per input shape (slow first call; on a CPU stored "
+                   "on disk for later runs; default: when many same-size images, tiles or "
+                   "frames, in this run and earlier ones, repay it)")
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
-                   help="same-size images per forward call (default: automatic; on a CPU "
-                   "one image of 512 px or more, up to 8 small ones)")
+                   help="same-size images per forward call (default: on a CPU about 131,000 "
+                   "pixels per call: one of 512 px, 2 of 256 px, 8 of 128 px; 4 on a GPU)")
     p.add_argument("--max-pixels", type=int, default=DEFAULTS.max_pixels,
                    help=f"refuse larger images, a guard against decompression bombs "
                    f"(default {MAX_PIXELS:,}, Pillow's limit; 0: no limit)")

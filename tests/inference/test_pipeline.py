@@ -90,3 +90,17 @@ def test_auto_stylizes_in_float32_without_native_bf16(tmp_path, zen3) -> None:
     read = {k: np.asarray(Image.open(tmp_path / f"{k}.png")) for k in ("auto", "fp32", "bf16")}
     assert np.array_equal(read["auto"], read["fp32"])
     assert not np.array_equal(read["bf16"], read["fp32"])  # so the comparison can fail
+
+
+@pytest.mark.usefixtures("two_threads")
+def test_automatic_batch_size_on_a_cpu_keeps_about_131k_pixels_per_call(tmp_path) -> None:
+    options = StylizeOptions(device="cpu")
+    assert [options.batch_for(s, s) for s in (512, 384, 362, 256, 128, 64)] == [1, 1, 1, 2, 8, 8]
+    assert StylizeOptions(device="cpu", batch_size=3).batch_for(512, 512) == 3
+    write_photos(tmp_path / "small", 9, 128, 128)
+    write_photos(tmp_path / "mid", 5, 256, 256, stem="mid")
+    write_photos(tmp_path / "large", 2, 512, 512, stem="large")
+    jobs = plan_jobs([tmp_path / "small", tmp_path / "mid", tmp_path / "large"],
+                     tmp_path / "out", style="s")
+    assert plan_work(jobs, options) == {(8, 128, 128): 1, (1, 128, 128): 1, (2, 256, 256): 2,
+                                        (1, 256, 256): 1, (1, 512, 512): 2}
