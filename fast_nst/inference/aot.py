@@ -36,6 +36,12 @@ def cache_dir() -> Path:
     return Path(root) / "compiled"
 
 
+def make_cache_dir(folder: Path) -> None:
+    """Create the package folder readable and writable by its owner alone: whoever can write
+    there can make stylize load their code (docs/robustness.md)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
 def network_digest(net: torch.nn.Module) -> str:
     """The network's architecture and weights, hashed (a few ms for our networks)."""
     h = hashlib.sha256(repr(net).encode())
@@ -83,7 +89,7 @@ class History:
                                   shape).with_suffix(".pixels")
             tmp = ledger.with_name(f".{ledger.name}.{os.getpid()}.tmp")
             try:
-                ledger.parent.mkdir(parents=True, exist_ok=True)
+                make_cache_dir(ledger.parent)
                 tmp.write_text(str(pixels_run(ledger) + calls * math.prod(shape)))
                 os.replace(tmp, ledger)
             except OSError as err:
@@ -92,7 +98,7 @@ class History:
 
 def build(net: torch.nn.Module, example: Tensor, path: Path) -> None:
     """Export `net` for `example`'s shape and compile it into `path` (written atomically)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_cache_dir(path.parent)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.pt2")
     try:
         with torch.inference_mode(False), torch.no_grad():

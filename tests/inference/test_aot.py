@@ -40,6 +40,7 @@ def test_a_shape_is_compiled_once_stored_and_loaded_by_the_next_stylizer(cache, 
     assert torch.equal(first(other), want_other)  # not a planned shape: eager, nothing stored
     stored = sorted(p.name for p in cache.glob("*.pt2"))
     assert len(stored) == 1 and stored[0].startswith("1x32x32-fp32-")
+    assert cache.stat().st_mode & 0o777 == 0o700  # nobody else may plant code there
 
     monkeypatch.setattr(aot, "build", never_build)  # a later process only loads
     second = Stylizer(net, device="cpu", compile=True, compile_shapes=frozenset({SHAPE}))
