@@ -123,8 +123,9 @@ class Pipeline:
             work=work or Counter(), history=history)
         self.stylizer = Stylizer(model.net, device=str(device), precision=self.path.precision,
                                  channels_last=self.path.channels_last,
-                                 compile=self.path.compile, compile_shapes=self.path.shapes)
-        if history:
+                                 compile=self.path.compile, compile_shapes=self.path.shapes,
+                                 digest=history.digest if history is not None else None)
+        if history is not None:
             history.record(work, self.path)
 
     def post(self, stylized: Tensor, content: Tensor) -> Tensor:

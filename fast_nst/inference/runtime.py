@@ -72,22 +72,24 @@ class Stylizer:
 
     def __init__(self, net: TransformerNet, *, device: str = "auto", precision: str = "fp32",
                  channels_last: bool = False, compile: bool = False,
-                 compile_shapes: frozenset[Shape] | None = None) -> None:
+                 compile_shapes: frozenset[Shape] | None = None, digest: str | None = None
+                 ) -> None:
+        """`digest`: `aot.network_digest(net)` where the caller has it already."""
         self.device = pick_device(device)
         self.dtype = check_precision(self.device, precision)
         self.channels_last = channels_last
         self.compile_shapes = compile_shapes
-        net = net.eval().to(self.device)
-        digest = network_digest(net) if compile and self.device.type == "cpu" else ""
+        source = net.eval().to(self.device)
         self.cast = self.dtype == torch.bfloat16 and self.device.type == "cpu"
-        if self.dtype != torch.float32:
-            net = low_precision_net(net, self.dtype, self.cast)
+        net = source if self.dtype == torch.float32 else \
+            low_precision_net(source, self.dtype, self.cast)
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.net = net
         self.forward: Callable[[Tensor], Tensor] = net
-        if compile and digest and (self.dtype == torch.float32 or self.cast):
-            self.forward = CompiledNetwork(net, digest, short_name(self.dtype), channels_last)
+        if compile and self.device.type == "cpu" and (self.dtype == torch.float32 or self.cast):
+            self.forward = CompiledNetwork(net, digest or network_digest(source),
+                                           short_name(self.dtype), channels_last)
         elif compile:
             self.forward = torch.compile(net, dynamic=False, options={"freezing": True})
 
