@@ -140,21 +140,49 @@ def _bare_features() -> nn.Sequential:
 
 
 def load_features(weights: str) -> nn.Sequential:
-    """`vgg19().features` with `imagenet` (torchvision download), `random`, or a file's weights."""
+    """`vgg19().features` with `imagenet` (torchvision download), `random`, or a file's weights.
+
+    A file may hold only the first layers (see `save_features`): the network then ends at the
+    ReLU after its last convolution, and asking for a deeper layer is a one-line error."""
     if weights == "imagenet":
         return _download_imagenet_features()
     features = _bare_features()
     if weights == "random":
         return features
     path = Path(weights).expanduser()
+    state = _features_state_dict(path)
+    end = _prefix_end(state.keys(), features)
     try:
-        features.load_state_dict(_features_state_dict(path), strict=True)
+        features[:end].load_state_dict(state, strict=True)
     except RuntimeError:
         raise FastNSTError(
             f"{path} does not hold VGG19 weights (expected keys features.0.weight ... "
             "features.34.bias); pass a torchvision vgg19 state dict"
         ) from None
-    return features
+    return features[:end]
+
+
+def _prefix_end(keys: Iterable[str], features: nn.Sequential) -> int:
+    """Where a file's layers end: after the ReLU following its deepest convolution (all of
+    `features` when the file is empty or malformed, so that strict loading reports it)."""
+    convs = {int(key.split(".")[0]) for key in keys if key.split(".")[0].isdigit()}
+    if not convs or max(convs) + 1 >= len(features):
+        return len(features)
+    return max(convs) + 2
+
+
+def save_features(weights: str, upto: str, path: str | Path, half: bool = True) -> Path:
+    """Write the layers of `weights` down to `upto` (e.g. `relu4_3`) as a features state dict:
+    a smaller file for machines that only need those layers (float16: a third of the full
+    file's size at relu4_3). `load_features` reads it back; the dtype follows the module."""
+    features = load_features(weights)[: layer_index(upto) + 1]
+    state = {k: (v.half() if half else v).clone() for k, v in features.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(state, partial)
+    partial.replace(path)
+    return path
 
 
 class VGGEncoder(nn.Module):
@@ -183,7 +211,12 @@ class VGGEncoder(nn.Module):
         if pooling not in ("max", "avg"):
             raise FastNSTError(f"unknown pooling {pooling!r}; use max or avg")
         self.convention = resolve_convention(str(weights), convention)
-        features = load_features(str(weights))[: max(indices.values()) + 1]
+        features = load_features(str(weights))
+        if max(indices.values()) >= len(features):
+            raise FastNSTError(
+                f"{weights} holds VGG19 only down to {LAYER_NAMES[len(features) - 1]}; layer "
+                f"{canonical_layer(deepest(self.layers))} needs the full weights file")
+        features = features[: max(indices.values()) + 1]
         if pooling == "avg":
             for i, module in enumerate(features):
                 if isinstance(module, nn.MaxPool2d):

@@ -10,7 +10,7 @@ from torch import nn
 from fast_nst import FastNSTError
 from fast_nst.core import vgg
 from fast_nst.core.losses import gram_matrix
-from fast_nst.core.vgg import VGGEncoder, canonical_layer, layer_index
+from fast_nst.core.vgg import VGGEncoder, canonical_layer, layer_index, save_features
 
 
 def test_layer_name_schemes_agree() -> None:
@@ -143,3 +143,22 @@ def test_caffe_texture_gram_loss_decreases(caffe_weights) -> None:
         loss_fn().backward()
         opt.step()
     assert loss_fn().item() < 0.5 * first
+
+
+def test_weights_cut_after_a_layer_load_and_refuse_deeper_layers(tmp_path) -> None:
+    from torchvision.models import vgg19
+
+    full = tmp_path / "full.pth"
+    torch.save(vgg19(weights=None).features.state_dict(), full)
+    cut = save_features(str(full), "relu2_2", tmp_path / "cut.pth", half=True)
+    assert sorted(torch.load(cut).keys()) == ["0.bias", "0.weight", "2.bias", "2.weight",
+                                               "5.bias", "5.weight", "7.bias", "7.weight"]
+    assert all(v.dtype == torch.float16 for v in torch.load(cut).values())
+    assert cut.stat().st_size < full.stat().st_size / 50
+    x = torch.rand(1, 3, 32, 32)
+    want = VGGEncoder(["relu2_2"], weights=str(full), convention="caffe")(x)["relu2_2"]
+    got = VGGEncoder(["relu2_2"], weights=str(cut), convention="caffe")(x)["relu2_2"]
+    assert got.dtype == torch.float32
+    assert ((got - want).norm() / want.norm()).item() < 1e-2  # float16 rounding of the weights
+    with pytest.raises(FastNSTError, match="only down to relu2_2; layer relu3_1 needs the full"):
+        VGGEncoder(["relu1_1", "relu3_1"], weights=str(cut), convention="caffe")
