@@ -66,18 +66,29 @@ def check_pixels(path: str | os.PathLike, width: int, height: int,
 
 def image_header(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS
                  ) -> tuple[int, int]:
-    """(width, height) after EXIF rotation, from the header only; one-line errors."""
+    """(width, height) after EXIF rotation, from the header (a PNG's chunks are checked, not
+    decoded: a truncated or damaged file is refused here, before any work); one-line errors."""
     path = Path(path)
     try:
         with _pillow_limit_off(), Image.open(path) as image:
             w, h = image.size
-            orientation = image.getexif().get(0x0112, 1)
+            orientation = _orientation(image)
+            image.verify()  # PNG: every chunk's checksum, without decoding (0.2 ms for 512 px)
     except UnidentifiedImageError:
         raise FastNSTError(f"{path} is not an image PIL can read") from None
-    except OSError as err:
+    except (OSError, SyntaxError, ValueError) as err:
         raise FastNSTError(f"{path} is truncated or corrupt ({err})") from None
     check_pixels(path, w, h, max_pixels)
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation of an opened, not yet decoded image. A PNG's counts only from an
+    eXIf chunk before the pixel data, where the PNG specification puts it: asking Pillow for a
+    later one decodes the whole image (7 ms for 512 px, seconds for a large one)."""
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1
+    return image.getexif().get(0x0112, 1)
 
 
 def open_image(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> Image.Image:
@@ -90,9 +101,9 @@ def open_image(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> 
     try:
         with _pillow_limit_off(), Image.open(path) as image:
             check_pixels(path, *image.size, max_pixels)
+            rotated = _orientation(image) != 1
             image.load()
-            image = ImageOps.exif_transpose(image)
-            return to_rgb(image)
+            return to_rgb(ImageOps.exif_transpose(image) if rotated else image)
     except UnidentifiedImageError:
         raise FastNSTError(f"{path} is not an image PIL can read") from None
     except (OSError, SyntaxError, ValueError) as err:
@@ -226,6 +237,8 @@ def save_image(image: Tensor | Image.Image, path: str | os.PathLike, **save_args
     pil = image if isinstance(image, Image.Image) else to_pil(image)
     if fmt == "JPEG":
         save_args.setdefault("quality", 95)
+    elif fmt == "PNG":  # zlib level 1, OpenCV's default: a stylized 512 px image in 22 ms
+        save_args.setdefault("compress_level", 1)  # instead of 29 ms, the file 6 % larger
     with atomic_path(path) as tmp:
         pil.save(tmp, format=fmt, **save_args)
     return Path(path)

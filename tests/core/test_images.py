@@ -13,7 +13,14 @@ from PIL import Image
 
 import stylize as stylize_app
 from fast_nst import FastNSTError
-from fast_nst.core.images import load_image, open_image, resize, save_image
+from fast_nst.core.images import (
+    image_header,
+    load_image,
+    open_image,
+    resize,
+    save_image,
+    to_pil,
+)
 from tests.app_helpers import MODEL, write_photo
 
 RED = (200, 30, 40)
@@ -44,13 +51,39 @@ def test_every_mode_loads_as_rgb(tmp_path, mode, make, expected) -> None:
     assert _pixel(image) == pytest.approx(expected, abs=2)
 
 
-def test_exif_orientation_is_applied(tmp_path) -> None:
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_exif_orientation_is_applied(tmp_path, suffix) -> None:
     img = Image.new("RGB", (6, 4), RED)
     exif = img.getexif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
-    path = tmp_path / "rotated.jpg"
+    path = tmp_path / f"rotated{suffix}"
     img.save(path, exif=exif)
     assert load_image(path).shape == (1, 3, 6, 4)
+    assert image_header(path) == (4, 6)  # the planned size is the decoded one
+
+
+def test_png_header_refuses_truncated_and_damaged_files(tmp_path) -> None:
+    full = tmp_path / "full.png"
+    Image.fromarray(np.random.randint(0, 255, (64, 48, 3), np.uint8)).save(full)
+    data = full.read_bytes()
+    assert image_header(full) == (48, 64)
+    (tmp_path / "cut.png").write_bytes(data[:400])
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF  # one bit pattern inside the pixel data
+    (tmp_path / "flipped.png").write_bytes(bytes(flipped))
+    for name in ("cut", "flipped"):
+        with pytest.raises(FastNSTError, match=rf"{name}[.]png is truncated or corrupt"):
+            image_header(tmp_path / f"{name}.png")
+
+
+def test_png_header_does_not_decode_the_pixels(tmp_path, monkeypatch) -> None:
+    # decoding a PNG is what made reading sizes slow: make it fail, and read the header
+    from PIL import PngImagePlugin
+
+    path = save_image(torch.rand(1, 3, 40, 30), tmp_path / "photo.png")
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load",
+                        lambda self: (_ for _ in ()).throw(AssertionError("decoded")))
+    assert image_header(path) == (30, 40)
 
 
 def test_png_round_trip_is_exact_and_clamped(tmp_path) -> None:
@@ -61,6 +94,21 @@ def test_png_round_trip_is_exact_and_clamped(tmp_path) -> None:
     loaded = load_image(tmp_path / "clamped.png")
     assert loaded.min() >= 0 and loaded.max() <= 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clamped.png", "out.png"]
+
+
+def test_png_is_written_with_fast_compression_unless_asked(tmp_path) -> None:
+    # a smooth gradient compresses differently at zlib levels 1 and 9: the size tells the level
+    ramp = torch.linspace(0, 1, 64 * 64).view(1, 1, 64, 64).expand(1, 3, 64, 64)
+    pil = to_pil(ramp)
+    sizes = {}
+    for level in (1, 9):
+        pil.save(tmp_path / f"level{level}.png", compress_level=level)
+        sizes[level] = (tmp_path / f"level{level}.png").stat().st_size
+    assert sizes[1] != sizes[9]
+    assert save_image(ramp, tmp_path / "default.png").stat().st_size == sizes[1]
+    asked = save_image(ramp, tmp_path / "asked.png", compress_level=9)
+    assert asked.stat().st_size == sizes[9]
+    torch.testing.assert_close(load_image(tmp_path / "default.png"), load_image(asked))
 
 
 def test_resize_modes() -> None:
