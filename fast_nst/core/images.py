@@ -72,21 +72,25 @@ def image_header(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS
     try:
         with _pillow_limit_off(), Image.open(path) as image:
             w, h = image.size
+            check_pixels(path, w, h, max_pixels)
             orientation = _orientation(image)
             image.verify()  # PNG: every chunk's checksum, without decoding (0.2 ms for 512 px)
     except UnidentifiedImageError:
         raise FastNSTError(f"{path} is not an image PIL can read") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise FastNSTError(f"{path} is truncated or corrupt ({err})") from None
-    check_pixels(path, w, h, max_pixels)
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
+# Where Pillow finds a PNG's orientation: an eXIf chunk, ImageMagick's text chunk, or XMP.
+_PNG_ORIENTATION_KEYS = {"exif", "Raw profile type exif", "XML:com.adobe.xmp", "xmp"}
+
+
 def _orientation(image: Image.Image) -> int:
-    """The EXIF orientation of an opened, not yet decoded image. A PNG's counts only from an
-    eXIf chunk before the pixel data, where the PNG specification puts it: asking Pillow for a
-    later one decodes the whole image (7 ms for 512 px, seconds for a large one)."""
-    if image.format == "PNG" and "exif" not in image.info:
+    """The EXIF orientation of an opened, not yet decoded image. A PNG's counts only from the
+    chunks before the pixel data (where the PNG specification puts eXIf): asking Pillow for a
+    later one decodes the whole image (7 ms for 512 px, far more for a large one)."""
+    if image.format == "PNG" and not _PNG_ORIENTATION_KEYS & image.info.keys():
         return 1
     return image.getexif().get(0x0112, 1)
 

@@ -165,17 +165,22 @@ def load_features(weights: str) -> nn.Sequential:
 def _prefix_end(keys: Iterable[str], features: nn.Sequential) -> int:
     """Where a file's layers end: after the ReLU following its deepest convolution (all of
     `features` when the file is empty or malformed, so that strict loading reports it)."""
-    convs = {int(key.split(".")[0]) for key in keys if key.split(".")[0].isdigit()}
-    if not convs or max(convs) + 1 >= len(features):
-        return len(features)
+    convs = {int(key.split(".")[0]) for key in keys if key.split(".")[0].isdecimal()}
+    last_conv = max(i for i, module in enumerate(features) if isinstance(module, nn.Conv2d))
+    if not convs or max(convs) >= last_conv:
+        return len(features)  # a full file keeps pool5
     return max(convs) + 2
 
 
 def save_features(weights: str, upto: str, path: str | Path, half: bool = True) -> Path:
     """Write the layers of `weights` down to `upto` (e.g. `relu4_3`) as a features state dict:
-    a smaller file for machines that only need those layers (float16: a third of the full
+    a smaller file for machines that only need those layers (float16: a fifth of the full
     file's size at relu4_3). `load_features` reads it back; the dtype follows the module."""
-    features = load_features(weights)[: layer_index(upto) + 1]
+    features = load_features(weights)
+    if layer_index(upto) >= len(features):
+        raise FastNSTError(f"{weights} holds VGG19 only down to {LAYER_NAMES[len(features) - 1]}"
+                           f", not {canonical_layer(upto)}")
+    features = features[: layer_index(upto) + 1]
     state = {k: (v.half() if half else v).clone() for k, v in features.state_dict().items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

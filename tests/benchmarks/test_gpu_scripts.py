@@ -81,5 +81,15 @@ def test_pack_then_train_from_it(tmp_path) -> None:
     assert model.meta["vgg"]["weights"] == str(cut)
     with tarfile.open(out / "logs.tar.gz") as logs:
         names = logs.getnames()
-    assert "./the_scream.log" in names and "bundle/the_scream/train.log" in names
+    assert "the_scream.log" in names and "bundle/the_scream/train.log" in names
     assert not any(name.endswith(".ckpt") for name in names)
+
+    # a style that fails: no export, the exit status says so, and an earlier export is not reused
+    env["FAST_NST_OVERRIDES"] += " data.batch_size=0"
+    failed = subprocess.run(
+        ["bash", "benchmarks/gpu/train_bundled.sh", str(pack), str(tmp_path / "again"),
+         "00:00:05:00", "2", "the_scream"], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=300)
+    assert failed.returncode == 1
+    assert "the_scream: failed, no export" in failed.stdout
+    assert not (tmp_path / "again" / "the_scream.pt").exists()

@@ -162,3 +162,20 @@ def test_weights_cut_after_a_layer_load_and_refuse_deeper_layers(tmp_path) -> No
     assert ((got - want).norm() / want.norm()).item() < 1e-2  # float16 rounding of the weights
     with pytest.raises(FastNSTError, match="only down to relu2_2; layer relu3_1 needs the full"):
         VGGEncoder(["relu1_1", "relu3_1"], weights=str(cut), convention="caffe")
+
+
+def test_full_file_keeps_pool5_and_cuts_are_refused_beyond_the_file(tmp_path) -> None:
+    from torchvision.models import vgg19
+
+    full = tmp_path / "full.pth"
+    torch.save(vgg19(weights=None).features.state_dict(), full)
+    assert len(vgg.load_features(str(full))) == len(vgg.LAYER_NAMES)
+    assert VGGEncoder(["pool5"], weights=str(full), convention="caffe")(
+        torch.rand(1, 3, 32, 32))["pool5"].shape == (1, 512, 1, 1)
+    cut = save_features(str(full), "relu1_2", tmp_path / "cut.pth")
+    with pytest.raises(FastNSTError, match="only down to relu1_2, not relu2_1"):
+        save_features(str(cut), "relu2_1", tmp_path / "deeper.pth")
+    shifted = tmp_path / "shifted.pth"  # keys that do not start at the first layer
+    torch.save({"2.weight": torch.zeros(64, 64, 3, 3), "2.bias": torch.zeros(64)}, shifted)
+    with pytest.raises(FastNSTError, match="does not hold VGG19 weights"):
+        VGGEncoder(["relu1_2"], weights=str(shifted), convention="caffe")
