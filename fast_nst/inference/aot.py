@@ -25,7 +25,8 @@ from fast_nst.device import FastPath, ShapeHistory, cpu_capability, cpu_native_b
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "FAST_NST_CACHE"
-FORMAT = 1  # bump when what goes into a package changes (low_precision_net, export options)
+FORMAT = 2  # bump when what goes into a package changes (low_precision_net, blocks,
+#            export options)
 Shape = tuple[int, int, int]  # (batch, height, width) of a forward call
 
 

@@ -14,6 +14,7 @@ from fast_nst.core.color import transfer_luminance
 from fast_nst.device import pick_device, resolve_precision
 from fast_nst.errors import FastNSTError
 from fast_nst.inference.aot import CompiledNetwork, Shape, network_digest
+from fast_nst.inference.blocks import with_block_output
 from fast_nst.training.network import TransformerNet
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -67,7 +68,8 @@ class Stylizer:
     `compile`: on a CPU without autocast, ahead-of-time packages kept on disk (`aot`: a shape
     compiled once loads in ~0.1 s in any later process); else torch.compile. Both freeze the
     weights and specialise per input size, so tiles of one size compile once; `compile_shapes`
-    limits compiling to those (batch, height, width), the rest run eager.
+    limits compiling to those (batch, height, width), the rest run eager. On a CPU the last
+    convolution runs on 2x2 pixel blocks (`blocks`: same outputs, faster).
     """
 
     def __init__(self, net: TransformerNet, *, device: str = "auto", precision: str = "fp32",
@@ -81,8 +83,9 @@ class Stylizer:
         self.compile_shapes = compile_shapes
         source = net.eval().to(self.device)
         self.cast = self.dtype == torch.bfloat16 and self.device.type == "cpu"
-        net = source if self.dtype == torch.float32 else \
-            low_precision_net(source, self.dtype, self.cast)
+        fast = with_block_output(source) if self.device.type == "cpu" else source
+        net = fast if self.dtype == torch.float32 else \
+            low_precision_net(fast, self.dtype, self.cast)
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.net = net

@@ -57,7 +57,7 @@ def test_cpu_bf16_runs_a_bf16_copy_with_a_float32_first_layer() -> None:
     stylizer = Stylizer(net, device="cpu", precision="bf16")
     low = stylizer.net
     assert low.conv1.module.conv2d.weight.dtype == low.in1.module.weight.dtype == torch.float32
-    assert low.conv2.conv2d.weight.dtype == low.deconv3.conv2d.weight.dtype == torch.bfloat16
+    assert low.conv2.conv2d.weight.dtype == low.deconv3.conv.weight.dtype == torch.bfloat16
     assert net.conv2.conv2d.weight.dtype == torch.float32  # the caller's network is untouched
     x = torch.rand(2, 3, 32, 40)
     out, ref = stylizer(x), net(x).detach()
