@@ -50,7 +50,7 @@ def with_block_output(net: TransformerNet) -> TransformerNet:
     """A copy of `net` whose last convolution runs as a `BlockConv`; `net` is left as it is."""
     fast = copy.deepcopy(net)
     last = fast.deconv3
-    if isinstance(last, ConvLayer) and last.conv2d.stride == (1, 1) and \
+    if type(last) is ConvLayer and last.conv2d.stride == (1, 1) and \
             last.conv2d.kernel_size[0] % 2 == 1:
         fast.deconv3 = BlockConv(last)
     return fast.eval()

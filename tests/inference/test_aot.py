@@ -39,6 +39,7 @@ def test_a_shape_is_compiled_once_stored_and_loaded_by_the_next_stylizer(cache, 
     torch.testing.assert_close(first(a), want_a, atol=1e-4, rtol=1e-4)
     # not a planned shape: eager (bit for bit), nothing stored
     assert torch.equal(first(other), first.eager(other))
+    torch.testing.assert_close(first(other), net(other), atol=1e-5, rtol=1e-5)
     stored = sorted(p.name for p in cache.glob("*.pt2"))
     assert len(stored) == 1 and stored[0].startswith("1x32x32-fp32-")
     assert cache.stat().st_mode & 0o777 == 0o700  # nobody else may plant code there

@@ -8,7 +8,7 @@ import torch
 
 from fast_nst.inference.blocks import BlockConv, with_block_output
 from fast_nst.inference.runtime import Stylizer
-from fast_nst.training.network import ConvLayer, TransformerNet
+from fast_nst.training.network import ConvLayer, TransformerNet, UpsampleConvLayer
 
 
 @pytest.mark.parametrize(("cin", "cout", "kernel"), [(16, 3, 9), (5, 2, 3), (4, 7, 1)])
@@ -32,10 +32,12 @@ def test_the_copy_replaces_only_the_last_layer_and_leaves_the_network_alone() ->
         torch.testing.assert_close(fast(x), net(x), rtol=0, atol=2e-6)
 
 
-def test_transposed_convolution_networks_keep_their_last_layer() -> None:
+def test_only_a_plain_last_convolution_is_replaced() -> None:
     net = TransformerNet(width="half", n_residual=1, upsample="deconv")
     assert isinstance(with_block_output(net).deconv3, BlockConv)  # the last layer is still a conv
-    net.deconv3 = torch.nn.Identity()  # anything else is left as it is
+    net.deconv3 = UpsampleConvLayer(16, 3, 3)  # a subclass that upsamples: left as it is
+    assert type(with_block_output(net).deconv3) is UpsampleConvLayer
+    net.deconv3 = torch.nn.Identity()
     assert isinstance(with_block_output(net).deconv3, torch.nn.Identity)
 
 
