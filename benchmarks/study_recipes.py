@@ -58,19 +58,30 @@ def max_time(minutes: float) -> str:
     return f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def phase_args(style: str, overrides: list[str], minutes: float, every: int, run: Path,
+               init: Path | None) -> list[str]:
+    """train.py overrides for one phase. `init`: the previous phase's export; a first phase
+    that names no `init=` starts from random weights, not from the warm start the bundle
+    recipe names (the variants are compared against each other, not against the recipe)."""
+    other = "the_scream" if style != "the_scream" else "udnie"
+    args = [f"experiment=bundle/{style}", f"hydra.run.dir={run}",
+            "trainer.max_steps=10000000", f"++trainer.max_time={max_time(minutes)}",
+            f"callbacks.model_checkpoint.every_n_train_steps={every}",
+            "trainer.val_check_interval=100000", "trainer.num_sanity_val_steps=0",
+            *(o.format(other=other, style=style) for o in overrides)]
+    if init is not None:
+        return [*args, f"init={init}"]
+    if not any(o.startswith("init=") for o in overrides):
+        return [*args, "init=null"]
+    return args
+
+
 def train_variant(name: str, style: str, minutes: float, every: int, out: Path) -> None:
     """Run the variant's phases with train.py (a fresh process each)."""
     init = None
-    other = "the_scream" if style != "the_scream" else "udnie"
     for number, (share, overrides) in enumerate(VARIANTS[name]):
         run = out / name / f"phase{number}"
-        args = [f"experiment=bundle/{style}", f"hydra.run.dir={run}",
-                "trainer.max_steps=10000000", f"++trainer.max_time={max_time(minutes * share)}",
-                f"callbacks.model_checkpoint.every_n_train_steps={every}",
-                "trainer.val_check_interval=100000", "trainer.num_sanity_val_steps=0",
-                *(o.format(other=other, style=style) for o in overrides)]
-        if init is not None:
-            args.append(f"init={init}")
+        args = phase_args(style, overrides, minutes * share, every, run, init)
         print(f"[{name} phase {number}] train.py {' '.join(args)}", flush=True)
         with open(out / f"{name}-phase{number}.log", "w") as log:
             proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT,
