@@ -21,9 +21,9 @@ def write_photo(path: Path, w: int, h: int, seed: int = 0) -> Path:
 
 
 def load_script(name: str) -> ModuleType:
-    """train.py or stylize.py at the top of the project, imported as a module (they are the
-    commands users run; the tests call their `main`)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
+    """A script of the project imported as a module: train.py or stylize.py (the commands
+    users run; the tests call their `main`), or one under benchmarks/ ("benchmarks/NAME")."""
+    spec = importlib.util.spec_from_file_location(Path(name).name, ROOT / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

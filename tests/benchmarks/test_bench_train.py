@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.app_helpers import load_script
+
 
 
 def load_bench_train() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_train",
-                                                  ROOT / "benchmarks" / "bench_train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/bench_train")
 
 
 def test_bench_train_step_timer_times_only_the_steps_after_the_warmup(monkeypatch) -> None:

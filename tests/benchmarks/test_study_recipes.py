@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 from hydra import compose, initialize_config_dir
 
 from fast_nst.cli import CONF_ROOT, register_schemas
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.app_helpers import load_script
 
 
 def load_study() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("study_recipes",
-                                                  ROOT / "benchmarks" / "study_recipes.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/study_recipes")
 
 
 def composed_init(args: list[str]) -> str | None:
