@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
 import pytest
 import torch
 
 from tests.app_helpers import load_script
-
 
 
 def load_bench_train() -> ModuleType:
