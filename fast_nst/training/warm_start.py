@@ -1,5 +1,6 @@
 """Warm start: begin training from a trained model file (anything `stylize.py` loads) instead of
-random weights, the fast way to a new style. The architecture must match the config's.
+random weights, the fast way to a new style. The architecture must match the config's, except
+that a narrower network is widened to the config's width (`fast_nst.training.widen`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from fast_nst.errors import FastNSTError
 from fast_nst.inference.models import load_model  # the one model loader (export, ckpt, examples)
 from fast_nst.training.network import NetConfig, TransformerNet
+from fast_nst.training.widen import can_widen, widen
 
 # Fields that decide the weights' shapes; a warm start must match them. The output mapping and
 # pixel scale say what the weights mean, so a warm start takes them from the model file.
@@ -29,12 +31,18 @@ def warm_start(path: str, config: NetConfig) -> WarmStart:
     """The trained network in `path` and the config to train it further; one-line errors."""
     model = load_model(path)
     trained = model.net.config
+    widens = can_widen(trained.width, config.width)
     differ = [f"model.{k}={getattr(trained, k)} (config: {getattr(config, k)})"
-              for k in _SHAPE_FIELDS if getattr(trained, k) != getattr(config, k)]
+              for k in _SHAPE_FIELDS
+              if getattr(trained, k) != getattr(config, k) and not (k == "width" and widens)]
     if differ:
         raise FastNSTError(f"init={path} is another architecture: {', '.join(differ)}; "
                            "set those model options to match")
     adopted = NetConfig(**{**asdict(config), "output": trained.output,
                            "pixel_scale": trained.pixel_scale})
+    net = model.net
+    if widens:
+        net = widen(net, config.width)
+        rank_zero_info(f"widened {trained.width} -> {config.width} width (same output)")
     rank_zero_info(f"warm start from {path} ({model.kind}, style {model.style})")
-    return WarmStart(model.net, adopted)
+    return WarmStart(net, adopted)

@@ -89,11 +89,22 @@ def test_bad_init_path_is_one_line(tmp_path, style) -> None:
 
 
 def test_other_architecture_is_one_line(tmp_path, style) -> None:
-    path, _ = model_file(tmp_path, "pt")
-    with pytest.raises(FastNSTError, match=r"another architecture: model\.width=half "
-                                           r"\(config: full\)") as err:
-        build(style, path, width="full")
+    path = export_model(trained_net(width="full", n_residual=1), tmp_path / "m.pt", style="old")
+    with pytest.raises(FastNSTError, match=r"another architecture: model\.width=full "
+                                           r"\(config: half\)") as err:
+        build(style, path)
     assert "\n" not in str(err.value)
+
+
+def test_half_width_model_is_widened_for_a_full_width_run(tmp_path, style) -> None:
+    path, source = model_file(tmp_path, "pt")
+    module = build(style, path, width="full")
+    assert module.net.config.width == "full"
+    assert module.net.conv1.conv2d.weight.shape[0] == 32
+    images = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(module.net.eval()(images), source.eval()(images),
+                                   atol=1e-5, rtol=0)
 
 
 def test_train_py_init_error_exits_2_in_one_line(tmp_path, style) -> None:
@@ -106,6 +117,6 @@ def test_train_py_init_error_exits_2_in_one_line(tmp_path, style) -> None:
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines() == [
-        f"error: init={path} is another architecture: model.width=half (config: full), "
-        "model.n_residual=1 (config: 5); set those model options to match"]
+        f"error: init={path} is another architecture: model.n_residual=1 (config: 5); "
+        "set those model options to match"]
     assert not list((tmp_path / "run").rglob("*.ckpt"))
