@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
                    help="same-size images per forward call (default: on a CPU about 131,000 "
                    "pixels per call: one of 512 px, 2 of 256 px, 8 of 128 px; 4 on a GPU)")
+    p.add_argument("--workers", type=int, default=DEFAULTS.workers,
+                   help="on a CPU, images in flight at once, one thread each (default: one per "
+                   "thread when there are two or more eager images of up to a megapixel per "
+                   "thread, so file reading and writing overlap the network; 1: one image at "
+                   "a time on every thread)")
     p.add_argument("--max-pixels", type=int, default=DEFAULTS.max_pixels,
                    help=f"refuse larger images, a guard against decompression bombs "
                    f"(default {MAX_PIXELS:,}, Pillow's limit; 0: no limit)")
@@ -132,7 +137,7 @@ def run(args: argparse.Namespace) -> None:
         tile=args.tile, overlap=args.overlap, tile_stats=args.tile_stats,
         device={None: args.device, 0: "cpu", 1: "cuda"}[args.cuda], precision=args.precision,
         channels_last=args.channels_last, compile=args.compile, batch_size=args.batch_size,
-        max_pixels=args.max_pixels,
+        workers=args.workers, max_pixels=args.max_pixels,
         pattern=args.pattern, recursive=args.recursive, overwrite=args.overwrite,
         progress=not args.no_progress)
     written = stylize_paths(args.model, inputs, args.output, options)

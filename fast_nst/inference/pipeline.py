@@ -11,6 +11,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from fast_nst.core.images import MAX_PIXELS, save_image
 from fast_nst.device import FastPath, choose_fast_path, pick_device
 from fast_nst.errors import FastNSTError
 from fast_nst.inference.aot import History
+from fast_nst.inference.cores import map_across_cores, worth_spreading
 from fast_nst.inference.jobs import DEFAULT_PATTERN, Job, plan_jobs
 from fast_nst.inference.models import StyleModel, load_model
 from fast_nst.inference.runtime import Shape, Stylizer, finish
@@ -68,6 +70,7 @@ class StylizeOptions:
     channels_last: bool | None = None  # None: with bf16/fp16
     compile: bool | None = None  # None: for the shapes whose work repays a compile
     batch_size: int | None = None  # None: automatic (see batch_for)
+    workers: int | None = None  # images in flight on a CPU (None: automatic, see cores)
     max_pixels: int | None = MAX_PIXELS  # larger images are refused (0 or None: no limit)
     pattern: str = DEFAULT_PATTERN
     recursive: bool = False
@@ -97,6 +100,8 @@ class StylizeOptions:
             raise FastNSTError(f"--strength must be between 0 and 1, got {self.strength}")
         if self.batch_size is not None and self.batch_size < 1:
             raise FastNSTError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.workers is not None and self.workers < 1:
+            raise FastNSTError(f"--workers must be at least 1, got {self.workers}")
         if self.max_pixels is not None and self.max_pixels < 0:
             raise FastNSTError(f"--max-pixels must be >= 0 (0: no limit), got {self.max_pixels}")
         target_size(8, 8, size=self.size, scale=self.scale)
@@ -182,22 +187,54 @@ def _batches(jobs: list[Job], o: StylizeOptions) -> Iterator[list[Job]]:
         yield batch
 
 
+def _stylize_batch(batch: list[Job], pipeline: Pipeline, progress: bool) -> list[Path]:
+    """Read, stylize and write one batch of same-size images."""
+    o = pipeline.options
+    pixels = [load_pixels(j.src, size=o.size, scale=o.scale, max_pixels=o.max_pixels)
+              for j in batch]
+    if len({p.shape for p in pixels}) > 1:  # header lied (rare): fall back to one by one
+        results = [pipeline.pixels(p) for p in pixels]
+    elif len(batch) == 1:
+        results = [pipeline.pixels(pixels[0], progress=progress)]
+    else:
+        results = pipeline.batch(pixels)
+    return [save_image(Image.fromarray(result), job.dst)
+            for job, result in zip(batch, results, strict=True)]
+
+
+def _spread(batches: list[list[Job]], pipeline: Pipeline) -> tuple[list[list[Job]], int]:
+    """The batches that run one per core (eager CPU calls of untiled images, when there are
+    enough of them: `cores.worth_spreading`, or `--workers`) and how many workers run them; the
+    others run one at a time on every core."""
+    o = pipeline.options
+    if pipeline.stylizer.device.type != "cpu":
+        return [], 1
+    spread, largest = [], 0
+    for batch in batches:
+        w, h = target_size(*batch[0].size, size=o.size, scale=o.scale)
+        compiled = pipeline.path.compile and (
+            pipeline.path.shapes is None or (len(batch), h, w) in pipeline.path.shapes)
+        if o.tile_for(h, w) is None and not compiled:
+            spread.append(batch)
+            largest = max(largest, len(batch) * h * w)
+    workers = worth_spreading(len(spread), largest) if o.workers is None else \
+        min(o.workers, len(spread))
+    return (spread, workers) if workers > 1 else ([], 1)
+
+
 def stylize_images(jobs: list[Job], pipeline: Pipeline) -> list[Path]:
     o = pipeline.options
-    written = []
+    batches = list(_batches(jobs, o))
+    spread, workers = _spread(batches, pipeline)
+    if workers > 1:
+        log.info("stylize: %d images one per core (%d workers)", sum(map(len, spread)), workers)
+    rest = [b for b in batches if not any(b is s for s in spread)]
+    written: list[Path] = []
     bar = tqdm(total=len(jobs), desc="images", unit="img", disable=not o.progress or len(jobs) < 2)
-    for batch in _batches(jobs, o):
-        pixels = [load_pixels(j.src, size=o.size, scale=o.scale, max_pixels=o.max_pixels)
-                  for j in batch]
-        if len({p.shape for p in pixels}) > 1:  # header lied (rare): fall back to one by one
-            results = [pipeline.pixels(p) for p in pixels]
-        elif len(batch) == 1:
-            results = [pipeline.pixels(pixels[0], progress=o.progress)]
-        else:
-            results = pipeline.batch(pixels)
-        for job, result in zip(batch, results, strict=True):
-            written.append(save_image(Image.fromarray(result), job.dst))
-        bar.update(len(batch))
+    across = map_across_cores(lambda b: _stylize_batch(b, pipeline, False), spread, workers)
+    for paths in chain(across, (_stylize_batch(b, pipeline, o.progress) for b in rest)):
+        written.extend(paths)
+        bar.update(len(paths))
     bar.close()
     return written
 
