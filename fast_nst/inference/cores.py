@@ -3,11 +3,12 @@ call on one thread, instead of one image at a time on every core.
 
 Why: reading and writing an image file is single-threaded (a 512 px PNG: about 28 ms), so
 while one image's files are read or written the other cores wait. With one image per core the
-file work of one image runs beside the network of another. Measured on 2 cores of an AMD EPYC
-Zen 5, 16 images of 512 px: eager fp32 189 -> 147 ms per image, eager bf16 113 -> 90, and under
-emulated AVX2 eager fp32 246 -> 203 (docs/speed.md). Compiled packages are not run this way:
-their calls do not overlap well (a stored compiled bf16 network: 72 ms per image one at a time,
-93 across cores), and large images are not either (each core would hold one image's activations).
+file work of one image runs beside the network of another. Measured end to end on 2 cores of an
+AMD EPYC Zen 5, 16 images of 512 px: eager fp32 214-219 -> 163-168 ms per image, eager bf16
+128 -> 101, under emulated AVX2 eager fp32 256-270 -> 210-217 (docs/speed.md). Compiled
+packages are not run this way: their calls overlap poorly (a stored compiled bf16 network: 72 ms
+per image one at a time, 93-104 across cores), nor are large images (each core would hold one
+image's activations).
 """
 
 from __future__ import annotations
