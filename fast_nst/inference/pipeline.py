@@ -202,14 +202,17 @@ def _stylize_batch(batch: list[Job], pipeline: Pipeline, progress: bool) -> list
             for job, result in zip(batch, results, strict=True)]
 
 
-def _spread(batches: list[list[Job]], pipeline: Pipeline) -> tuple[list[list[Job]], int]:
+Batches = list[list[Job]]
+
+
+def _spread(batches: Batches, pipeline: Pipeline) -> tuple[Batches, Batches, int]:
     """The batches that run one per core (eager CPU calls of untiled images, when there are
-    enough of them: `cores.worth_spreading`, or `--workers`) and how many workers run them; the
-    others run one at a time on every core."""
+    enough of them: `cores.worth_spreading`, or `--workers`), the others (one at a time on
+    every core), and how many workers run the first."""
     o = pipeline.options
     if pipeline.stylizer.device.type != "cpu":
-        return [], 1
-    spread, largest = [], 0
+        return [], batches, 1
+    spread, rest, largest = [], [], 0
     for batch in batches:
         w, h = target_size(*batch[0].size, size=o.size, scale=o.scale)
         compiled = pipeline.path.compile and (
@@ -217,18 +220,19 @@ def _spread(batches: list[list[Job]], pipeline: Pipeline) -> tuple[list[list[Job
         if o.tile_for(h, w) is None and not compiled:
             spread.append(batch)
             largest = max(largest, len(batch) * h * w)
+        else:
+            rest.append(batch)
     workers = worth_spreading(len(spread), largest) if o.workers is None else \
         min(o.workers, len(spread))
-    return (spread, workers) if workers > 1 else ([], 1)
+    return (spread, rest, workers) if workers > 1 else ([], batches, 1)
 
 
 def stylize_images(jobs: list[Job], pipeline: Pipeline) -> list[Path]:
     o = pipeline.options
     batches = list(_batches(jobs, o))
-    spread, workers = _spread(batches, pipeline)
+    spread, rest, workers = _spread(batches, pipeline)
     if workers > 1:
         log.info("stylize: %d images one per core (%d workers)", sum(map(len, spread)), workers)
-    rest = [b for b in batches if not any(b is s for s in spread)]
     written: list[Path] = []
     bar = tqdm(total=len(jobs), desc="images", unit="img", disable=not o.progress or len(jobs) < 2)
     across = map_across_cores(lambda b: _stylize_batch(b, pipeline, False), spread, workers)
