@@ -96,8 +96,9 @@ def run(model: Path, src: Path, out: Path, flags: list[str], cache: Path
                           capture_output=True, text=True)
     if done.returncode:
         raise FastNSTError(f"stylize failed: {done.stderr.strip().splitlines()[-1:]}")
-    chosen = next((line.removeprefix("stylize: ") for line in
-                   (done.stdout + done.stderr).splitlines() if line.startswith("stylize: ")), "?")
+    chosen = "; ".join(line.removeprefix("stylize: ") for line in
+                       (done.stdout + done.stderr).splitlines()
+                       if line.startswith("stylize: ")) or "?"
     return json.loads(done.stdout.strip().splitlines()[-1]), chosen
 
 

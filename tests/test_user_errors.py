@@ -162,6 +162,7 @@ STYLIZE_CASES = {
     "size 0": (["{f}/photo.png", "--size", "0"], "--size must be at least 1"),
     "strength 2": (["{f}/photo.png", "--strength", "2"], "--strength"),
     "batch size 0": (["{f}/photo.png", "--batch-size", "0"], "--batch-size"),
+    "workers 0": (["{f}/photo.png", "--workers", "0"], "--workers"),
 }
 
 

@@ -66,9 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "pixels per call: one of 512 px, 2 of 256 px, 8 of 128 px; 4 on a GPU)")
     p.add_argument("--workers", type=int, default=DEFAULTS.workers,
                    help="on a CPU, images in flight at once, one thread each (default: one per "
-                   "thread when there are two or more eager images of up to a megapixel per "
-                   "thread, so file reading and writing overlap the network; 1: one image at "
-                   "a time on every thread)")
+                   "thread when there are two or more eager forward calls per thread of up to "
+                   "a megapixel each, so file reading and writing overlap the network; 1: one "
+                   "image at a time on every thread)")
     p.add_argument("--max-pixels", type=int, default=DEFAULTS.max_pixels,
                    help=f"refuse larger images, a guard against decompression bombs "
                    f"(default {MAX_PIXELS:,}, Pillow's limit; 0: no limit)")

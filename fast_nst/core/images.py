@@ -7,6 +7,7 @@ import glob
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,16 +42,29 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+_limit_lock = threading.Lock()
+_limit_holders = 0  # threads inside `_pillow_limit_off`
+_limit_saved: int | None = None
+
+
 @contextlib.contextmanager
 def _pillow_limit_off() -> Iterator[None]:
     """Pillow's bomb check raises (or warns) inside `Image.open`, before the size can be read;
-    `check_pixels` applies the limit the caller chose instead."""
-    saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
+    `check_pixels` applies the limit the caller chose instead. Counted under a lock, so threads
+    reading at once (one image per core) restore the caller's limit when the last one leaves."""
+    global _limit_holders, _limit_saved
+    with _limit_lock:
+        if _limit_holders == 0:
+            _limit_saved = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+        _limit_holders += 1
     try:
         yield
     finally:
-        Image.MAX_IMAGE_PIXELS = saved
+        with _limit_lock:
+            _limit_holders -= 1
+            if _limit_holders == 0:
+                Image.MAX_IMAGE_PIXELS = _limit_saved
 
 
 def check_pixels(path: str | os.PathLike, width: int, height: int,
@@ -171,6 +185,9 @@ def output_format(path: str | os.PathLike) -> str:
     return fmt
 
 
+_umask_lock = threading.Lock()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary name beside `path`; rename onto `path` only if the block succeeds.
@@ -189,8 +206,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.",
                                suffix=f".tmp{path.suffix}", dir=folder)
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
+    with _umask_lock:  # reading the umask means setting it: not while another thread does
+        umask = os.umask(0)
+        os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the finished file gets the usual mode
     try:
         yield Path(tmp)

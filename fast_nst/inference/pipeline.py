@@ -6,6 +6,7 @@ tiled when large), batching, and `stylize_paths`, which runs images then videos.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections import Counter
@@ -42,6 +43,7 @@ from fast_nst.inference.tiling import (
 from fast_nst.inference.video import probe, stylize_video
 
 log = logging.getLogger(__name__)
+Batches = list[list[Job]]  # same-size images, one forward call each
 
 
 # Automatic batch size (StylizeOptions.batch_for), measured on 2 cores of an AMD EPYC Zen 5:
@@ -202,32 +204,32 @@ def _stylize_batch(batch: list[Job], pipeline: Pipeline, progress: bool) -> list
             for job, result in zip(batch, results, strict=True)]
 
 
-Batches = list[list[Job]]
-
-
 def _spread(batches: Batches, pipeline: Pipeline) -> tuple[Batches, Batches, int]:
     """The batches that run one per core (eager CPU calls of untiled images, when there are
     enough of them: `cores.worth_spreading`, or `--workers`), the others (one at a time on
     every core), and how many workers run the first."""
     o = pipeline.options
-    if pipeline.stylizer.device.type != "cpu":
-        return [], batches, 1
-    spread, rest, largest = [], [], 0
+    cpu = pipeline.stylizer.device.type == "cpu"
+    spread: Batches = []
+    rest: Batches = []
+    largest = 0
     for batch in batches:
         w, h = target_size(*batch[0].size, size=o.size, scale=o.scale)
-        compiled = pipeline.path.compile and (
-            pipeline.path.shapes is None or (len(batch), h, w) in pipeline.path.shapes)
-        if o.tile_for(h, w) is None and not compiled:
+        if cpu and o.tile_for(h, w) is None and not pipeline.stylizer.compiles((len(batch), h, w)):
             spread.append(batch)
             largest = max(largest, len(batch) * h * w)
         else:
             rest.append(batch)
     workers = worth_spreading(len(spread), largest) if o.workers is None else \
         min(o.workers, len(spread))
+    if o.workers is not None and o.workers > 1 and workers < 2:
+        log.info("stylize: --workers %d not used: it spreads eager, untiled CPU calls, and %d "
+                 "batch(es) here are such", o.workers, len(spread))
     return (spread, rest, workers) if workers > 1 else ([], batches, 1)
 
 
 def stylize_images(jobs: list[Job], pipeline: Pipeline) -> list[Path]:
+    """Stylize and write every job, batched by size, one image per core where that pays."""
     o = pipeline.options
     batches = list(_batches(jobs, o))
     spread, rest, workers = _spread(batches, pipeline)
@@ -235,7 +237,8 @@ def stylize_images(jobs: list[Job], pipeline: Pipeline) -> list[Path]:
         log.info("stylize: %d images one per core (%d workers)", sum(map(len, spread)), workers)
     written: list[Path] = []
     bar = tqdm(total=len(jobs), desc="images", unit="img", disable=not o.progress or len(jobs) < 2)
-    across = map_across_cores(lambda b: _stylize_batch(b, pipeline, False), spread, workers)
+    quiet = functools.partial(_stylize_batch, pipeline=pipeline, progress=False)
+    across = map_across_cores(quiet, spread, workers)
     for paths in chain(across, (_stylize_batch(b, pipeline, o.progress) for b in rest)):
         written.extend(paths)
         bar.update(len(paths))

@@ -103,10 +103,14 @@ class Stylizer:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=self.dtype,
                             enabled=self.dtype != torch.float32 and not self.cast):
-            compiled = self.compile_shapes is None or (x.shape[0], *x.shape[2:]) in \
-                self.compile_shapes
-            y = (self.net if eager or not compiled else self.forward)(x)
+            compiled = not eager and self.compiles((x.shape[0], *x.shape[2:]))
+            y = (self.forward if compiled else self.net)(x)
         return y.float().contiguous().cpu()
+
+    def compiles(self, shape: Shape) -> bool:
+        """Whether a call of this (batch, height, width) runs the compiled network."""
+        return self.forward is not self.net and (self.compile_shapes is None
+                                                 or shape in self.compile_shapes)
 
     def eager(self, images: Tensor) -> Tensor:
         """Uncompiled forward (for norm layers patched at run time, see `global_norm_stats`)."""

@@ -74,6 +74,9 @@ def widen(net: TransformerNet, width: str = "full", *, spread: float = 0.2,
     `spread` sets how uneven the split of duplicated channels' weights is (0: even halves,
     which would keep the copies identical for ever). Only widening by whole multiples.
     """
+    if not 0.0 <= spread < 1.0:
+        raise FastNSTError(f"widen spread must be in [0, 1), got {spread}: at 1 or more a "
+                           "copy's share of the weights can reach zero or change sign")
     if not can_widen(net.config.width, width):
         raise FastNSTError(f"cannot widen a {net.config.width}-width network to {width} width; "
                            f"use a model of width {width} or narrower")

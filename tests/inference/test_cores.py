@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from fast_nst import FastNSTError
+from fast_nst.inference import pipeline as pipeline_module
 from fast_nst.inference.cores import MAX_PIXELS_PER_CORE, map_across_cores, worth_spreading
-from fast_nst.inference.pipeline import StylizeOptions, stylize_paths
+from fast_nst.inference.jobs import Job
+from fast_nst.inference.pipeline import StylizeOptions, _spread, stylize_paths
 from tests.stylize_helpers import QUIET, read, write_photos
 
 
@@ -88,3 +93,69 @@ def test_workers_below_one_is_a_one_line_error() -> None:
     with pytest.raises(FastNSTError, match="--workers must be at least 1, got 0") as err:
         StylizeOptions(workers=0).validate()
     assert "\n" not in str(err.value)
+
+
+def fake_pipeline(device: str = "cpu", compiled: frozenset = frozenset(), **options):
+    """What `_spread` reads of a pipeline: its options, and its stylizer's device and compiled
+    shapes."""
+    stylizer = SimpleNamespace(device=torch.device(device),
+                               compiles=lambda shape: shape in compiled)
+    return SimpleNamespace(options=StylizeOptions(**QUIET, **options), stylizer=stylizer)
+
+
+def batches_of(*sizes: tuple[int, int]) -> list[list[Job]]:
+    """One single-image batch per (width, height)."""
+    return [[Job(Path(f"{i}.png"), Path(f"out/{i}.png"), False, size)]
+            for i, size in enumerate(sizes)]
+
+
+@pytest.mark.usefixtures("real_threads")
+def test_spread_keeps_tiles_and_compiled_shapes_one_at_a_time() -> None:
+    batches = batches_of((64, 48), (64, 48), (64, 48), (64, 48), (900, 700), (32, 32))
+    pipeline = fake_pipeline(compiled=frozenset({(1, 32, 32)}), tile=512)
+    spread, rest, workers = _spread(batches, pipeline)
+    assert workers == 2  # four eager calls on two threads
+    assert spread == batches[:4]
+    assert rest == [batches[4], batches[5]]  # tiled (900 px > 512), compiled (32 x 32)
+
+
+def test_spread_with_explicit_workers_is_capped_by_the_batches(caplog) -> None:
+    pipeline = fake_pipeline(workers=5)
+    spread, rest, workers = _spread(batches_of((64, 48), (40, 40)), pipeline)
+    assert (len(spread), rest, workers) == (2, [], 2)
+    with caplog.at_level(logging.INFO, logger="fast_nst.inference.pipeline"):
+        spread, rest, workers = _spread(batches_of((64, 48), (40, 40)),
+                                        fake_pipeline(device="cuda", workers=4))
+    assert (spread, len(rest), workers) == ([], 2, 1)  # GPUs run one call at a time
+    assert "--workers 4 not used" in caplog.text
+
+
+@pytest.mark.usefixtures("real_threads")
+def test_spread_run_leaves_no_global_state_behind(tmp_path, model_pt) -> None:
+    write_photos(tmp_path / "in", 6, 24, 20)
+    limit = Image.MAX_IMAGE_PIXELS
+    options = StylizeOptions(**QUIET, precision="fp32", compile=False, batch_size=1, workers=2)
+    written = stylize_paths(model_pt, [tmp_path / "in"], tmp_path / "out", options)
+    assert len(written) == 6
+    assert Image.MAX_IMAGE_PIXELS == limit  # readers on two threads restore Pillow's limit
+    assert torch.get_num_threads() == 2
+
+
+@pytest.mark.usefixtures("real_threads")
+def test_a_failure_in_a_spread_folder_is_a_one_line_error(tmp_path, model_pt,
+                                                          monkeypatch) -> None:
+    write_photos(tmp_path / "in", 6, 24, 20)
+    real_load = pipeline_module.load_pixels
+
+    def load(path, **kwargs):
+        if Path(path).name == "3.png":
+            raise FastNSTError(f"not an image PIL can read: {path}")
+        return real_load(path, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "load_pixels", load)
+    options = StylizeOptions(**QUIET, precision="fp32", compile=False, batch_size=1, workers=2)
+    with pytest.raises(FastNSTError, match="3.png") as err:
+        stylize_paths(model_pt, [tmp_path / "in"], tmp_path / "out", options)
+    assert "\n" not in str(err.value)
+    assert torch.get_num_threads() == 2
+    assert not [p for p in (tmp_path / "out").iterdir() if ".tmp" in p.name]
