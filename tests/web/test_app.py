@@ -67,19 +67,10 @@ def _toast(page, text: str) -> None:
 
 
 def _upload_file(page, element: str, path: Path) -> None:
-    """Upload into a gr.File and wait until it shows the name. Under a loaded CPU the first
-    upload has been seen not to register within 30 s (once in three full suites); a second
-    set_input_files then goes through."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    for attempt in range(2):
-        page.locator(f"{element} input[type=file]").set_input_files(str(path))
-        try:
-            page.locator(element, has_text=path.name).wait_for(timeout=30_000)
-            return
-        except PlaywrightTimeout:
-            if attempt:
-                raise
+    """Upload into a gr.File and wait until its table lists the file. The name is shown as
+    two spans (stem, extension), so the wait is on the cell's aria-label, not on the text."""
+    page.locator(f"{element} input[type=file]").set_input_files(str(path))
+    page.locator(f"{element} [aria-label='{path.name}']").wait_for(timeout=60_000)
 
 
 def _stylize(page, expected_status: str | re.Pattern) -> None:
