@@ -225,6 +225,18 @@ TRAIN_CASES = {
     "vgg weights payload": (["vgg.weights={f}/payload-legacy.pth", "vgg.convention=caffe"],
                             "never runs code"),
     "reused run folder": (["hydra.run.dir={f}/runs/reused"], "ckpt_path="),
+    "zero step size": (["optim.schedule=step", "optim.step_size=0"],
+                       "optim.step_size must be >= 1"),
+    "negative learning rate": (["optim.lr=-1"], "optim.lr must be > 0"),
+    "three betas": (["optim.betas=[0.9,0.99,0.999]"], "optim.betas must be two numbers"),
+    "cosine without an end": (["optim=adam_cosine", "trainer.max_steps=-1"],
+                              "needs a finite run: set trainer.max_steps"),
+    "no grid images": (["module.val_max_images=0"], "val_max_images must be at least 1"),
+    # refused before loss.style_weight=auto calibrates (minutes, and files in the run folder)
+    "bad init before calibration": (["init={f}/nope.pt", "loss.style_weight=auto"],
+                                    "not found"),
+    "data folder typo before calibration": (["data.data_dir={f}/typo",
+                                             "loss.style_weight=auto"], "folder not found"),
 }
 
 
@@ -265,6 +277,9 @@ GATYS_CASES = {
     "output too small": (["size=20"], "raise size"),
     "unknown task": (["task=nosuch"], "task"),
     "unknown key": (["nosuch=1"], "unknown config key 'nosuch'"),
+    "output extension typo": (["output=result.txt"], "result.txt"),  # before the steps run
+    "image option on a video": (["video={f}/clip.mp4", "preserve_color=luminance"],
+                                "preserve_color apply to images, not to a video"),
 }
 
 

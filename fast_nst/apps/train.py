@@ -24,9 +24,9 @@ from fast_nst.training.resume import fit
 @hydra_app("train")
 def main(cfg: DictConfig) -> None:
     check_training(cfg, Path(HydraConfig.get().runtime.output_dir))
+    datamodule = instantiate(cfg.data)  # checks its folders, before a calibration takes minutes
     calibration = auto_style_weight(cfg)  # loss.style_weight=auto: measure and choose it first
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = instantiate(cfg.data)
     module = instantiate(cfg.module, calibration=calibration and calibration.as_meta())
     # precision: auto is resolved here, from the device that will train (fast_nst.device).
     trainer = instantiate(cfg.trainer, precision=trainer_precision(cfg.trainer))

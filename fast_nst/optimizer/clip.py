@@ -11,8 +11,9 @@ from torch import Tensor
 from fast_nst.core.images import load_image
 from fast_nst.core.losses import CONVENTION_DEFAULTS
 from fast_nst.core.temporal import Alignment, FlowAlignment, static_alignment, temporal_loss
-from fast_nst.core.vgg import resolve_convention
+from fast_nst.core.vgg import check_side, resolve_convention
 from fast_nst.device import pick_device
+from fast_nst.errors import FastNSTError
 from fast_nst.optimizer.config import GatysConfig, validate
 from fast_nst.optimizer.loop import make_optimizer, optimize
 from fast_nst.optimizer.loss import autocast_dtype, build_loss, check_size
@@ -26,12 +27,20 @@ class ClipStylizer:
 
     def __init__(self, cfg: GatysConfig, align: Alignment | None = None) -> None:
         self.cfg = validate(cfg)
+        images_only = [name for name in ("mask", "style2", "preserve_color", "coarse_sizes",
+                                         "init") if getattr(cfg, name)]
+        if images_only:
+            raise FastNSTError(f"{', '.join(images_only)} apply to images, not to a video "
+                               "(each frame starts from itself blended with the previous "
+                               "output); drop them, or stylize single frames")
         self.device = pick_device(cfg.device)
         self.autocast = autocast_dtype(cfg, self.device)
         self.convention = resolve_convention(str(cfg.vgg.weights), cfg.vgg.convention).name
         self.loss = build_loss(cfg, self.device)
         self.style = load_image(cfg.style, long_side=cfg.style_size or max(
             16, round(cfg.style_scale * cfg.size)), max_pixels=cfg.max_pixels).to(self.device)
+        check_side(self.loss.encoder.layers, *self.style.shape[-2:], "style image",
+                   "raise style_size or style_scale")
         self.loss.set_style(self.style)
         self.flow = FlowAlignment() if cfg.flow == "raft" and align is None else None
         self.align = align or self.flow or static_alignment

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from fast_nst.core.images import save_image
+from fast_nst.core.images import output_format, save_image
 from fast_nst.optimizer.config import GatysConfig, validate
 from fast_nst.optimizer.loop import GatysResult, run
 from fast_nst.studies.report import write_csv
@@ -60,6 +60,7 @@ def run_to_folder(cfg: GatysConfig, folder: Path, *, output: str = "output.png",
                   snapshot_every: int = 0, tensorboard: bool = True) -> GatysResult:
     """`run` plus the files: output image, losses.csv, snapshots/, tensorboard/ in `folder`."""
     validate(cfg)
+    output_format(folder / output)  # a typo in the extension: refused before the steps run
     folder.mkdir(parents=True, exist_ok=True)
     recorder = Recorder(folder, snapshot_every, tensorboard)
     try:

@@ -143,7 +143,7 @@ class ImageDataModule(pl.LightningDataModule):
             self._setup_streamed(data, train_tf)
         else:
             self._setup_map(data, train_tf)
-        if self.val_dir:
+        if self.val_dir and self.val_size:
             self.val_set = self._folder_val_set(Path(self.val_dir))
 
     def _setup_map(self, data: Any, train_tf: v2.Transform) -> None:
@@ -153,6 +153,7 @@ class ImageDataModule(pl.LightningDataModule):
                                "is empty; put training photos there")
         self.train_set = DecodedImages(data, self.image_column, range(n), train_tf,
                                        self.skipped, self.image_size)
+        self.train_set[0]  # one decoded here: if none can be, a one-line error, not a worker's
         if self.val_dir or not self.val_size:
             return
         # Hold out val_size rows (seeded); with a single photo, validate on it as well.
@@ -170,14 +171,18 @@ class ImageDataModule(pl.LightningDataModule):
 
         held = 0 if self.val_dir else self.val_size
         val_rows = list(data.take(held)) if held else []
-        train = data.skip(len(val_rows)).shuffle(seed=self.seed, buffer_size=self.shuffle_buffer)
+        rest = data.skip(len(val_rows))
+        if len(list(rest.take(self.batch_size))) < self.batch_size:  # else every epoch is empty
+            raise FastNSTError(f"dataset {self.name!r} split {self.split!r} has fewer than "
+                               f"data.batch_size={self.batch_size} photos after the "
+                               f"{len(val_rows)} held out for validation; lower data.batch_size "
+                               "or data.val_size")
+        train = rest.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer)
         if self.trainer is not None and self.trainer.world_size > 1:
             train = split_dataset_by_node(train, rank=self.trainer.global_rank,
                                           world_size=self.trainer.world_size)
         self.train_set = StreamedImages(train, self.image_column, train_tf, self.skipped,
                                         self.image_size)
-        if held and not val_rows:
-            raise FastNSTError(f"dataset {self.name!r} split {self.split!r} is empty")
         if val_rows:
             self.val_set = DecodedImages(val_rows, self.image_column, range(len(val_rows)),
                                          val_transform(self.val_image_size), self.skipped,
@@ -185,7 +190,7 @@ class ImageDataModule(pl.LightningDataModule):
 
     def _folder_val_set(self, folder: Path) -> Dataset:
         files = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
-        rows = [{self.image_column: str(p)} for p in files[: self.val_size or len(files)]]
+        rows = [{self.image_column: str(p)} for p in files[: self.val_size]]
         return DecodedImages(rows, self.image_column, range(len(rows)),
                              val_transform(self.val_image_size), self.skipped,
                              self.val_image_size)

@@ -12,10 +12,12 @@ are `net.*`. The `loss` and `optim` groups are dataclasses in `fast_nst.training
 
 from __future__ import annotations
 
+import math
 import random
 import warnings
 from collections.abc import Mapping
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +76,10 @@ class StyleTransferModule(pl.LightningModule):
         start = warm_start(init, net_config) if init else None
         if start is not None:
             net_config = start.config
-        loss_config = to_dataclass(LossConfig, loss, "loss")
-        self.optim_config = to_dataclass(OptimConfig, optim, "optim")
-        if self.optim_config.schedule not in ("none", "cosine", "step"):
-            raise FastNSTError(f"unknown optim.schedule {self.optim_config.schedule!r}; "
-                               "use none, cosine or step")
+        loss_config = to_dataclass(LossConfig, loss, "loss").validate()
+        self.optim_config = to_dataclass(OptimConfig, optim, "optim").validate()
+        if val_max_images < 1:
+            raise FastNSTError(f"module.val_max_images must be at least 1, got {val_max_images}")
         style = _load_style(style_image, style_size)
         vgg_config = to_dataclass(VGGConfig, vgg, "vgg")
         content_layers = as_layer_weights(loss_config.content_layers)
@@ -89,9 +90,6 @@ class StyleTransferModule(pl.LightningModule):
                                            loss_config.resolve)
         resolved = loss_config.resolved(perceptual.encoder.convention.name)
         self.stability = loss_config.stability
-        if self.stability.mode not in ("noise", "shift") or self.stability.weight < 0:
-            raise FastNSTError("loss.stability needs mode noise or shift and weight >= 0, got "
-                               f"{self.stability.mode!r} and {self.stability.weight}")
         self.net = TransformerNet(net_config)
         if start is not None:
             self.net.load_state_dict(start.net.state_dict())
@@ -177,14 +175,22 @@ class StyleTransferModule(pl.LightningModule):
         if cfg.schedule == "none":
             return optimizer
         if cfg.schedule == "cosine":
-            total = max(1, int(self.trainer.estimated_stepping_batches))
-            scheduler: Any = torch.optim.lr_scheduler.CosineAnnealingLR(
-                optimizer, T_max=total, eta_min=cfg.min_lr)
+            scheduler: Any = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, partial(cosine_factor, total=self._total_steps(),
+                                   floor=cfg.min_lr / cfg.lr))
         else:
             scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size,
                                                         gamma=cfg.gamma)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _total_steps(self) -> int:
+        """The run's length in optimizer steps, from this run's trainer (a resumed run with a
+        larger `max_steps` decays over the new length, not the one in the checkpoint)."""
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            raise FastNSTError("optim.schedule=cosine needs a finite run: set trainer.max_steps")
+        return max(1, int(total))
 
     # -- checkpoints: no frozen VGG inside, RNG states for an exact resume ----------------
 
@@ -207,6 +213,13 @@ class StyleTransferModule(pl.LightningModule):
                 "vgg": dict(hp.vgg), "loss": dict(hp.loss), "optim": dict(hp.optim),
                 "init": hp.get("init"), **({"calibration": hp.calibration}
                                            if hp.get("calibration") else {})}
+
+
+def cosine_factor(step: int, total: int, floor: float) -> float:
+    """The cosine decay as a factor of the base LR: 1 at step 0, `floor` from `total` on. In
+    closed form (a LambdaLR), so nothing about the run's length is restored from a checkpoint."""
+    progress = min(step, total) / total
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def _load_style(path: str, long_side: int | None) -> Tensor:

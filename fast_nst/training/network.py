@@ -23,6 +23,11 @@ WIDTHS = {"full": (32, 64, 128), "half": (16, 32, 64)}
 OUTPUTS = ("sigmoid", "tanh", "clamp")
 
 
+# The NetConfig fields that decide the weights' shapes: a resumed checkpoint and a warm start
+# must match them (a warm start may widen; the output mapping comes from the model file).
+SHAPE_FIELDS = ("width", "n_residual", "norm", "upsample")
+
+
 @dataclass
 class NetConfig:
     """Architecture choices; stored in every exported model so it rebuilds itself."""

@@ -1,6 +1,7 @@
-"""Checks `train.py` runs before it builds anything or writes a file: resume settings, image
-sizes against the VGG layers, and whether a hub dataset can be reached at all (offline, the
-`datasets` library would retry for half a minute before failing)."""
+"""Checks `train.py` runs before it builds anything or writes a file: resume settings, the
+network, loss and optimizer settings and the warm-start file, image sizes against the VGG
+layers, and whether a hub dataset can be reached at all (offline, the `datasets` library would
+retry for half a minute before failing)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from urllib.parse import urlparse
 
 from omegaconf import OmegaConf
 
+from fast_nst.configs import to_dataclass
 from fast_nst.core.losses import as_layer_weights
 from fast_nst.core.vgg import check_side
 from fast_nst.errors import FastNSTError
+from fast_nst.training.network import NetConfig
 from fast_nst.training.resume import check_checkpoint, check_run_folder
-from fast_nst.training.settings import LossConfig
+from fast_nst.training.settings import LossConfig, OptimConfig
+from fast_nst.training.warm_start import warm_start
 
 # `datasets` builders that read local files (no hub access).
 LOCAL_BUILDERS = ("imagefolder", "csv", "json", "parquet", "text", "arrow", "webdataset")
@@ -29,8 +33,26 @@ def check_training(cfg: Any, run_dir: Path) -> None:
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
         raise FastNSTError(f"seed must be an integer, got {cfg.seed!r}")
     check_resume(cfg, run_dir)
+    check_settings(cfg)
     check_image_sizes(cfg)
     check_data_source(cfg.data, str(cfg.vgg.weights))
+
+
+def check_settings(cfg: Any) -> None:
+    """The network, loss and optimizer settings and the warm-start file: what the module would
+    refuse, refused before a calibration or a data scan takes minutes."""
+    net = to_dataclass(NetConfig, cfg.model, "model").validate()
+    to_dataclass(LossConfig, cfg.loss, "loss").validate()
+    optim = to_dataclass(OptimConfig, cfg.optim, "optim").validate()
+    trainer = cfg.trainer
+    if optim.schedule == "cosine" and trainer.get("max_steps", -1) in (-1, None) \
+            and trainer.get("max_epochs", -1) in (-1, None):
+        raise FastNSTError("optim.schedule=cosine needs a finite run: set trainer.max_steps")
+    images = cfg.module.get("val_max_images", 1)
+    if images < 1:
+        raise FastNSTError(f"module.val_max_images must be at least 1, got {images}")
+    if cfg.get("init"):
+        warm_start(str(cfg.init), net)
 
 
 def check_resume(cfg: Any, run_dir: Path) -> None:

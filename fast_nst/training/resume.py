@@ -20,9 +20,8 @@ import pytorch_lightning as pl
 
 from fast_nst.errors import FastNSTError, Interrupted
 from fast_nst.safe_load import load_torch_file
+from fast_nst.training.network import SHAPE_FIELDS
 
-# The fields that decide the weights' shapes (as in fast_nst.training.module's warm start).
-SHAPE_FIELDS = ("width", "n_residual", "norm", "upsample")
 _CHECKPOINT_KEYS = ("state_dict", "hyper_parameters", "global_step", "optimizer_states")
 
 

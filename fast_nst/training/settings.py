@@ -41,6 +41,14 @@ class LossConfig:
         if self.style_layers is None:
             self.style_layers = list(JOHNSON_LAYERS["style"])
 
+    def validate(self) -> LossConfig:
+        """One-line errors for settings the loss cannot use (weights are checked by resolve)."""
+        st = self.stability
+        if st.mode not in ("noise", "shift") or st.weight < 0:
+            raise FastNSTError("loss.stability needs mode noise or shift and weight >= 0, got "
+                               f"{st.mode!r} and {st.weight}")
+        return self
+
     def resolve(self, convention: str) -> LossWeights:
         base = {**CONVENTION_DEFAULTS.get(convention, {}).get("network", {}),
                 **self.by_convention.get(convention, {})}
@@ -87,3 +95,20 @@ class OptimConfig:
     min_lr: float = 0.0
     step_size: int = 10000
     gamma: float = 0.5
+
+    def validate(self) -> OptimConfig:
+        """One-line errors for what Adam or the schedule would refuse mid-run."""
+        if self.schedule not in ("none", "cosine", "step"):
+            raise FastNSTError(f"unknown optim.schedule {self.schedule!r}; "
+                               "use none, cosine or step")
+        problems = {"lr": self.lr > 0, "min_lr": 0 <= self.min_lr <= self.lr,
+                    "weight_decay": self.weight_decay >= 0, "step_size": self.step_size >= 1,
+                    "gamma": self.gamma > 0,
+                    "betas": len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas)}
+        wanted = {"lr": "> 0", "min_lr": "between 0 and optim.lr", "weight_decay": ">= 0",
+                  "step_size": ">= 1", "gamma": "> 0", "betas": "two numbers in [0, 1)"}
+        for name, ok in problems.items():
+            if not ok:
+                raise FastNSTError(f"optim.{name} must be {wanted[name]}, got "
+                                   f"{getattr(self, name)!r}")
+        return self

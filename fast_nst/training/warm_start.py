@@ -11,12 +11,8 @@ from pytorch_lightning.utilities import rank_zero_info
 
 from fast_nst.errors import FastNSTError
 from fast_nst.inference.models import load_model  # the one model loader (export, ckpt, examples)
-from fast_nst.training.network import NetConfig, TransformerNet
+from fast_nst.training.network import SHAPE_FIELDS, NetConfig, TransformerNet
 from fast_nst.training.widen import can_widen, widen
-
-# Fields that decide the weights' shapes; a warm start must match them. The output mapping and
-# pixel scale say what the weights mean, so a warm start takes them from the model file.
-_SHAPE_FIELDS = ("width", "n_residual", "norm", "upsample")
 
 
 @dataclass
@@ -33,11 +29,12 @@ def warm_start(path: str, config: NetConfig) -> WarmStart:
     trained = model.net.config
     widens = can_widen(trained.width, config.width)
     differ = [f"model.{k}={getattr(trained, k)} (config: {getattr(config, k)})"
-              for k in _SHAPE_FIELDS
+              for k in SHAPE_FIELDS
               if getattr(trained, k) != getattr(config, k) and not (k == "width" and widens)]
     if differ:
         raise FastNSTError(f"init={path} is another architecture: {', '.join(differ)}; "
                            "set those model options to match")
+    # the output mapping and pixel scale say what the weights mean: taken from the model file
     adopted = NetConfig(**{**asdict(config), "output": trained.output,
                            "pixel_scale": trained.pixel_scale})
     net = model.net

@@ -66,9 +66,9 @@ def test_unreadable_images_are_skipped_and_counted(tmp_path) -> None:
     (folder / "broken.jpg").write_bytes(b"this is not a jpeg")
     (folder / "truncated.png").write_bytes((folder / "photo1.png").read_bytes()[:60])
     dm = module(folder, tmp_path, val_size=1)
-    dm.setup("fit")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        dm.setup("fit")  # decodes one photo, which may be a bad one
         batches = [b for _ in range(2) for b in dm.train_dataloader()]
     assert all(b.shape == (2, 3, 32, 32) for b in batches)  # batches keep their size
     messages = [str(w.message) for w in caught if "unreadable" in str(w.message)]
@@ -111,3 +111,29 @@ def test_wrong_image_column_names_the_columns(tmp_path) -> None:
     dm = module(make_photos(tmp_path / "photos", 3), tmp_path, image_column="picture")
     with pytest.raises(FastNSTError, match="no column 'picture'.*image"):
         dm.setup("fit")
+
+
+def test_val_size_zero_turns_validation_off_with_a_val_dir(tmp_path) -> None:
+    val = make_photos(tmp_path / "val", 3, seed=5)
+    dm = module(make_photos(tmp_path / "photos", 4), tmp_path, val_dir=str(val), val_size=0)
+    dm.setup("fit")
+    assert dm.val_set is None and dm.val_dataloader() == []
+
+
+def test_streamed_set_smaller_than_a_batch_is_a_one_line_error(tmp_path) -> None:
+    dm = module(make_photos(tmp_path / "photos", 3), tmp_path, streaming=True, batch_size=2)
+    with pytest.raises(FastNSTError, match="fewer than data.batch_size=2 photos after the 2 "
+                                           "held out") as err:
+        dm.setup("fit")  # 3 rows, 2 held out: one photo, and drop_last would give no batch
+    assert "\n" not in str(err.value)
+
+
+def test_no_readable_photo_fails_at_setup_not_in_a_worker(tmp_path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):  # Git LFS pointers named .jpg: the folder check passes on the names
+        (folder / f"p{i}.jpg").write_text("version https://git-lfs.github.com/spec/v1\n")
+    dm = module(folder, tmp_path, num_workers=2, val_size=0)
+    with pytest.raises(FastNSTError, match="none of the 3 images could be read") as err:
+        dm.setup("fit")
+    assert "\n" not in str(err.value) and "worker" not in str(err.value)

@@ -3,12 +3,14 @@ included) and, with the real VGG19 weights, a falling loss."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from fast_nst import FastNSTError
 from fast_nst.core.images import load_image
-from fast_nst.training.module import StyleTransferModule
+from fast_nst.training.module import StyleTransferModule, cosine_factor
 from tests.training.helpers import train_steps
 
 
@@ -36,8 +38,56 @@ def test_content_targets_stop_early_with_the_same_features(workdir) -> None:
                                  net={"width": "half"})
     images = torch.rand(2, 3, 32, 32)
     full = module.perceptual.encoder(images)
-    targets = module.perceptual.content_targets(images)
+    convs = [m for m in module.perceptual.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    calls: list[int] = []
+    hook = convs[-1].register_forward_hook(lambda *_: calls.append(1))
+    try:
+        targets = module.perceptual.content_targets(images)
+        module.perceptual.encoder(images)  # the hook itself works: the full pass reaches it
+    finally:
+        hook.remove()
     assert set(targets) == {"relu2_2"} and torch.equal(targets["relu2_2"], full["relu2_2"])
+    assert calls == [1]  # the content targets never ran the deepest layer (relu4_3's)
+
+
+def _cosine_module(workdir, total: int) -> tuple[StyleTransferModule, object]:
+    module = StyleTransferModule("s", str(workdir / "style.png"), vgg={"weights": "random"},
+                                 net={"width": "half", "n_residual": 1},
+                                 optim={"schedule": "cosine", "lr": 1e-3, "min_lr": 1e-5})
+    module.trainer = SimpleNamespace(estimated_stepping_batches=total)
+    setup = module.configure_optimizers()
+    return module, setup["lr_scheduler"]["scheduler"]
+
+
+def _lrs(scheduler, steps: int) -> list[float]:
+    lrs = []
+    for _ in range(steps):
+        lrs.append(scheduler.optimizer.param_groups[0]["lr"])
+        scheduler.optimizer.step()
+        scheduler.step()
+    return lrs
+
+
+def test_cosine_decays_to_min_lr_over_the_run(workdir) -> None:
+    _, scheduler = _cosine_module(workdir, 10)
+    lrs = _lrs(scheduler, 13)
+    assert lrs[0] == pytest.approx(1e-3) and lrs[5] == pytest.approx((1e-3 + 1e-5) / 2)
+    assert all(a > b for a, b in zip(lrs[:10], lrs[1:11], strict=True))
+    assert lrs[10:] == pytest.approx([1e-5] * 3)  # held at min_lr past the end
+
+
+def test_resumed_cosine_decays_over_the_new_length(workdir) -> None:
+    """A run of 10 steps resumed at step 6 with 20 in all: the state restored from the
+    checkpoint must not bring the old length back (the LR would climb again after step 10)."""
+    _, old = _cosine_module(workdir, 10)
+    _lrs(old, 6)
+    _, new = _cosine_module(workdir, 20)
+    new.optimizer.load_state_dict(old.optimizer.state_dict())
+    new.load_state_dict(old.state_dict())
+    lrs = _lrs(new, 14)  # step 6 runs at the LR restored with the optimizer; then the new curve
+    assert lrs[1] == pytest.approx(cosine_factor(7, 20, 0.01) * 1e-3)
+    assert all(a > b for a, b in zip(lrs[1:-1], lrs[2:], strict=True))  # falls to step 20
+    assert lrs[-1] == pytest.approx(cosine_factor(19, 20, 0.01) * 1e-3)
 
 
 def _module(style_file: str, weight: float) -> StyleTransferModule:

@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 import torch
 from PIL import Image
 
+from fast_nst.inference.models import load_model
 from tests.app_helpers import load_script, write_photo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,6 +78,13 @@ def test_resume_in_the_same_folder_keeps_last_ckpt_the_newest(train_files, monke
     assert step_of(ckpts / "last.ckpt") == 3
     log = (train_files / "run" / "train.log").read_text()
     assert "exported the trained network" in log and "max_steps=3" in log  # Lightning's lines
+    exported = load_model(train_files / "run" / "stripes.pt")  # the weights of the last step
+    last = torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    assert exported.style == "stripes" and exported.net.state_dict().keys() == {
+        k.removeprefix("net.") for k in last if k.startswith("net.")}
+    for key, value in exported.net.state_dict().items():
+        torch.testing.assert_close(value.float(), last[f"net.{key}"].float(), atol=2e-3,
+                                   rtol=2e-3)  # the file may hold fp16 weights
 
     # Resumed from step 2 in the same folder, ending off the checkpoint interval (5 % 2 != 0)
     code, out, err = train(train_files, "run", f"ckpt_path={ckpts / 'step000002.ckpt'}",

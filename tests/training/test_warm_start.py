@@ -119,4 +119,6 @@ def test_train_py_init_error_exits_2_in_one_line(tmp_path, style) -> None:
     assert proc.stderr.strip().splitlines() == [
         f"error: init={path} is another architecture: model.n_residual=1 (config: 5); "
         "set those model options to match"]
-    assert not list((tmp_path / "run").rglob("*.ckpt"))
+    written = [p for p in (tmp_path / "run").rglob("*")
+               if p.is_file() and ".hydra" not in p.parts and p.name != "train.log"]
+    assert not written  # refused before anything of the run was written
