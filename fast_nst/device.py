@@ -37,6 +37,9 @@ def pick_device(name: str = "auto") -> torch.device:
         raise FastNSTError(f"unknown device {name!r}; use auto, cpu, cuda or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise FastNSTError("device cuda asked for but no CUDA GPU is visible; use auto or cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise FastNSTError(f"device {name} asked for but this machine has "
+                           f"{torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
     if device.type == "mps" and not has_mps:
         raise FastNSTError("device mps asked for but MPS is not available; use auto or cpu")
     return device
@@ -155,7 +158,7 @@ def trainer_device(accelerator: Any, devices: Any = None) -> torch.device:
             raise FastNSTError(f"trainer.accelerator={accelerator} but no CUDA GPU is visible; "
                                "use trainer=cpu")
         index = devices[0] if isinstance(devices, (list, tuple)) and devices else 0
-        return torch.device("cuda", int(index))
+        return pick_device(f"cuda:{int(index)}")
     if accelerator in ("cpu", "mps"):
         return torch.device(accelerator)
     if accelerator == "auto":

@@ -67,4 +67,4 @@ class ArgumentParser(argparse.ArgumentParser):
     line (argparse alone prints the usage too)."""
 
     def error(self, message: str) -> NoReturn:
-        raise FastNSTError(message)
+        raise FastNSTError(f"{message} (see {self.prog} --help)")

@@ -48,6 +48,15 @@ def test_absent_devices_are_one_line_errors(monkeypatch) -> None:
         pick_device("gpu0")
 
 
+def test_a_gpu_index_beyond_the_machine_is_a_one_line_error(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert pick_device("cuda:0") == torch.device("cuda", 0)
+    with pytest.raises(FastNSTError, match="device cuda:3 asked for but this machine has 1 "
+                                           "CUDA GPU"):
+        pick_device("cuda:3")
+
+
 def test_auto_on_a_cpu_without_native_bf16_is_float32(zen3) -> None:
     p = hw.resolve_precision("auto", CPU)
     assert (p.name, p.short, p.warning) == ("32-true", "fp32", None)
@@ -117,8 +126,11 @@ def test_trainer_on_a_gpu_that_is_absent_is_a_one_line_error(monkeypatch) -> Non
 
 def test_trainer_on_a_gpu_resolves_from_that_gpu(monkeypatch, zen4) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     fake_gpu(monkeypatch, bf16=False)
     assert hw.trainer_precision({"accelerator": "gpu", "devices": [1]}) == "16-mixed"
+    with pytest.raises(FastNSTError, match="device cuda:2 asked for but this machine has 2"):
+        hw.trainer_precision({"accelerator": "gpu", "devices": [2]})
 
 
 BIG_FOLDER = Counter({(4, 512, 512): 40})  # 160 images of 512 px: 42 MP, pays in fp32 only

@@ -163,6 +163,8 @@ STYLIZE_CASES = {
     "strength 2": (["{f}/photo.png", "--strength", "2"], "--strength"),
     "batch size 0": (["{f}/photo.png", "--batch-size", "0"], "--batch-size"),
     "workers 0": (["{f}/photo.png", "--workers", "0"], "--workers"),
+    "size not a number": (["{f}/photo.png", "--size", "abc"],
+                          "argument --size: invalid int value: 'abc' (see"),
 }
 
 

@@ -8,21 +8,22 @@ Thin argparse entry point; the work is in `fast_nst.studies.demo`.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from fast_nst.errors import FastNSTError, exit_on_user_error
+from fast_nst.errors import ArgumentParser, FastNSTError, exit_on_user_error
 from fast_nst.inference.models import BUNDLED_MODELS, bundled_models
-from fast_nst.studies.demo import PHOTOS, run_demo, sample_photos
+from fast_nst.studies.demo import CELL, PHOTO_SIZE, PHOTOS, run_demo, sample_photos
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--output", "-o", default="demo", help="folder for the results (default demo)")
     p.add_argument("--models", default=str(BUNDLED_MODELS),
                    help="folder of .pt models (default: the bundled models/)")
-    p.add_argument("--size", type=int, default=512, help="long side of the photos in px")
-    p.add_argument("--cell", type=int, default=256, help="contact sheet cell size in px")
+    p.add_argument("--size", type=int, default=PHOTO_SIZE,
+                   help="long side of the photos in px (default %(default)s)")
+    p.add_argument("--cell", type=int, default=CELL,
+                   help="contact sheet cell size in px (default %(default)s)")
     p.add_argument("--no-progress", action="store_true")
     return p
 

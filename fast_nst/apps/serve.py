@@ -8,18 +8,17 @@ Thin argparse entry point; the page is `fast_nst.web.app`, its work `fast_nst.we
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import shutil
 
-from fast_nst.errors import exit_on_user_error
+from fast_nst.errors import ArgumentParser, exit_on_user_error
 from fast_nst.inference.models import BUNDLED_MODELS, bundled_models
 from fast_nst.web.app import App, check_port, launch
 from fast_nst.web.jobs import Limits
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Serve the stylizing web page (docs/web.md).")
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(description="Serve the stylizing web page (docs/web.md).")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this "
                    "computer only)")
     p.add_argument("--port", type=int, default=7860)

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterator
 
 from fast_nst.core.images import MAX_PIXELS
-from fast_nst.errors import FastNSTError, exit_on_user_error
+from fast_nst.errors import ArgumentParser, FastNSTError, exit_on_user_error
 from fast_nst.inference.export import export_file
 from fast_nst.inference.pipeline import StylizeOptions, stylize_paths
 from fast_nst.inference.runtime import PRECISIONS
@@ -26,8 +26,8 @@ from fast_nst.inference.runtime import PRECISIONS
 DEFAULTS = StylizeOptions()  # the flags' defaults are the options' (written once)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="images, videos or folders")
     p.add_argument("--model", "--model-path", required=True,
                    help="exported .pt from train.py, Lightning .ckpt, or fast_neural_style .pth")

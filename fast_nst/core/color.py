@@ -62,7 +62,8 @@ def match_color_histogram(source: Tensor, reference: Tensor, eps: float = 1e-5) 
         flat = x.permute(1, 0, 2, 3).reshape(3, -1).double()
         mean = flat.mean(1, keepdim=True)
         centred = flat - mean
-        cov = centred @ centred.T / centred.shape[1] + eps * torch.eye(3, dtype=flat.dtype)
+        eye = torch.eye(3, dtype=flat.dtype, device=flat.device)
+        cov = centred @ centred.T / centred.shape[1] + eps * eye
         return mean, cov
 
     mu_s, cov_s = stats(source)

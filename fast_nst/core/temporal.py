@@ -209,6 +209,7 @@ class FlowAlignment:
         ph, pw = (-h) % 8, (-w) % 8
         pad = (0, pw, 0, ph)
         a8, b8 = (F.pad(x * 2 - 1, pad, mode="replicate") for x in (a, b))
+        self.model.to(a.device)  # frames arrive on the optimizer's device (a no-op once there)
         return self.model(a8, b8, num_flow_updates=6)[-1][..., :h, :w]
 
     def __call__(self, previous: Tensor, index: int) -> tuple[Tensor, Tensor]:

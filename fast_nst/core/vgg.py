@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torchvision.models import VGG19_Weights, vgg19
 from torchvision.models.vgg import cfgs, make_layers
 
+from fast_nst.core.images import atomic_path
 from fast_nst.errors import FastNSTError
 from fast_nst.safe_load import load_torch_file
 
@@ -97,7 +98,11 @@ def resolve_convention(weights: str, convention: str | None) -> InputConvention:
         return CONVENTIONS[convention]
     if weights in ("imagenet", "random"):
         return CONVENTIONS["torchvision"]
-    sidecar = Path(weights).with_suffix(".json")
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise FastNSTError(f"VGG weights file not found: {weights}; give vgg.weights=FILE, "
+                           "imagenet (downloaded once) or random")
+    sidecar = path.with_suffix(".json")
     if sidecar.is_file():
         info = json.loads(sidecar.read_text()).get("input", {})
         return CONVENTIONS["caffe" if info.get("range") == [0, 255] else "torchvision"]
@@ -184,9 +189,8 @@ def save_features(weights: str, upto: str, path: str | Path, half: bool = True) 
     state = {k: (v.half() if half else v).clone() for k, v in features.state_dict().items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save(state, partial)
-    partial.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
     return path
 
 
@@ -268,10 +272,10 @@ def deepest(layers: Sequence[str]) -> str:
 
 
 def min_side(layers: Iterable[str]) -> int:
-    """The smallest image side that still reaches the deepest of `layers`: every pool before it
-    halves the image, and a side that reaches 0 stops the forward pass."""
+    """The smallest image side that still reaches the deepest of `layers`: every pool up to it
+    (itself included, when it is one) halves the image, and a side of 0 stops the forward pass."""
     last = max(layer_index(name) for name in layers)
-    return 2 ** sum(1 for name in LAYER_NAMES[:last] if name.startswith("pool"))
+    return 2 ** sum(1 for name in LAYER_NAMES[:last + 1] if name.startswith("pool"))
 
 
 def check_side(layers: Iterable[str], height: int, width: int, what: str, fix: str) -> None:

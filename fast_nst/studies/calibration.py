@@ -17,6 +17,7 @@ import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -54,6 +55,10 @@ class Settings:
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise FastNSTError(f"calibration steps must be >= 1, got {self.steps}")
+        stems = [Path(p).stem for p in self.photos]
+        if not stems or len(set(stems)) != len(stems):
+            raise FastNSTError(f"calibration.photos needs one or more photos with distinct file "
+                               f"names (results are keyed by name), got {list(self.photos)}")
 
 
 def weight_range(settings: Settings, default: float) -> list[float]:
@@ -195,7 +200,8 @@ class Calibration:
                          "style": c.style, "style_weighted": c.weight * c.style,
                          "style_progress": style_progress(c.style, ref.photo_style,
                                                           self.painting_style),
-                         "content_ratio": c.content / ref.painting_content,
+                         "content_ratio": (c.content / ref.painting_content
+                                           if ref.painting_content else math.nan),
                          "photo_style": ref.photo_style, "painting_style": self.painting_style,
                          "painting_content": ref.painting_content, "seconds": c.seconds})
         return rows

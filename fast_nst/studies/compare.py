@@ -156,7 +156,7 @@ def compare_one(name: str, model: StyleModel, content: str, size: int, cfg: dict
     iterations = sorted(int(i) for i in cfg["iterations"])
     base = gatys_config(model, content, size, cfg["vgg"], cfg["shared"], steps=iterations[-1],
                         device=str(device), progress=cfg["progress"], seed=cfg["seed"],
-                        precision=cfg.get("precision", "fp32"))
+                        precision=cfg["precision"])
     loss = build_loss(base, device)
     net, net_seconds = network_losses(model, base, loss, device)
     rows = []

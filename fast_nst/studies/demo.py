@@ -19,9 +19,12 @@ from fast_nst.inference.sizes import target_size
 from fast_nst.studies import sheet
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")  # in skimage.data, no download
+PHOTO_SIZE = 512  # long side of the sample photos, px
+CELL = 256  # contact sheet cell, px
 
 
-def sample_photos(names: tuple[str, ...] = PHOTOS, size: int = 512) -> dict[str, np.ndarray]:
+def sample_photos(names: tuple[str, ...] = PHOTOS,
+                  size: int = PHOTO_SIZE) -> dict[str, np.ndarray]:
     """scikit-image's sample photos as (H, W, 3) uint8, long side `size`."""
     from skimage import data
 
@@ -34,7 +37,7 @@ def sample_photos(names: tuple[str, ...] = PHOTOS, size: int = 512) -> dict[str,
 
 
 def run_demo(output: Path, models: dict[str, Path], photos: dict[str, np.ndarray],
-             cell: int = 256, progress: bool = True) -> Path:
+             cell: int = CELL, progress: bool = True) -> Path:
     """Write <photo>_<style>.jpg for every pair and contact_sheet.png; returns the sheet."""
     output.mkdir(parents=True, exist_ok=True)
     rows: dict[str, list[Image.Image]] = {name: [Image.fromarray(p)] for name, p in photos.items()}

@@ -122,22 +122,24 @@ def init(base: Mapping[str, Any], spec: Mapping[str, Any]) -> Outcome:
     images, table = [], []
     for mode in spec["inits"]:
         shots: dict[int, Tensor] = {}
-        rows: dict[int, dict[str, float]] = {}
+        losses: dict[int, dict[str, float]] = {}  # the loss of the image after n updates
+        seconds: dict[int, float] = {}
 
-        def keep(row: dict[str, float], image: Tensor, shots=shots, rows=rows) -> None:
-            if int(row["step"]) in checkpoints:
-                shots[int(row["step"])] = image.detach().clamp(0, 1).cpu().clone()
-                rows[int(row["step"])] = dict(row)
+        def keep(row: dict[str, float], image: Tensor, shots=shots, losses=losses,
+                 seconds=seconds) -> None:
+            step = int(row["step"])  # row: the loss before update `step`; image: after it
+            losses[step - 1], seconds[step] = dict(row), row["seconds"]
+            if step in checkpoints:
+                shots[step] = image.detach().clamp(0, 1).cpu().clone()
 
         result = run(_gatys(base, task="transfer", init=mode, steps=checkpoints[-1]),
                      on_step=keep)
-        shots[checkpoints[-1]] = result.image
+        shots[checkpoints[-1]], losses[checkpoints[-1]] = result.image, dict(result.final)
         images.append([shots.get(s) for s in checkpoints])
         for step in checkpoints:
-            row = rows[step]  # the loss that step evaluated, time up to that step
             table.append({"init": mode, "steps": step,
-                          **{k: row.get(k, 0.0) for k in LOSS_KEYS},
-                          "seconds": round(row["seconds"], 2)})
+                          **{k: losses[step].get(k, 0.0) for k in LOSS_KEYS},
+                          "seconds": round(seconds[step], 2)})
     return Outcome(images, [f"init {m}" for m in spec["inits"]],
                    [f"{s} steps" for s in checkpoints], table,
                    "Content init vs noise init (L-BFGS)")

@@ -41,6 +41,8 @@ FrameFn = Callable[[Tensor], Tensor]
 def make_clip(photo: str, size: tuple[int, int], frames: int, pan: float,
               zoom: float) -> tuple[list[Tensor], list[Window]]:
     """The synthetic clip: frames (1, 3, h, w) and their windows over the photo."""
+    if frames < 2:
+        raise FastNSTError(f"frames must be at least 2 (flicker compares neighbours), got {frames}")
     image = load_image(photo)
     try:
         return synthetic_clip(image, size, frames, pan=pan, zoom=zoom)
@@ -81,8 +83,7 @@ def measure(name: str, frame_fn: FrameFn, frames: list[Tensor], windows: list[Wi
             "style_loss": style / len(frames), "frames": len(frames)}
 
 
-def network_fn(path: str, precision: str = "fp32") -> FrameFn:
-
+def network_fn(path: str, precision: str) -> FrameFn:
     return Stylizer(load_model(path).net, device="cpu", precision=precision)
 
 
@@ -103,18 +104,18 @@ def run(cfg: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
     meter = style_meter(cfg["style"], cfg["vgg"], list(cfg["style_layers"]))
     rows = [measure("input clip (no stylization)", lambda f: f, frames, windows, meter)]
     for name, path in (cfg.get("models") or {}).items():
-        rows.append(measure(f"network {name}", network_fn(path, cfg.get("precision", "fp32")),
+        rows.append(measure(f"network {name}", network_fn(path, cfg["precision"]),
                             frames, windows, meter))
     gatys = dict(cfg.get("gatys") or {})
     if gatys.pop("enabled", False):
         base = validate(to_dataclass(GatysConfig, {
-            "precision": cfg.get("precision", "fp32"), **gatys, "task": "transfer",
+            "precision": cfg["precision"], **gatys, "task": "transfer",
             "style": cfg["style"], "content": cfg["photo"], "vgg": cfg["vgg"],
             "progress": False}, "flicker gatys"))
         rows.append(measure("optimizer + temporal loss",
                             ClipStylizer(base, align=KnownMotion(windows)), frames, windows,
                             meter))
-        if cfg.get("gatys_without_temporal", True):
+        if cfg["gatys_without_temporal"]:
             plain = dataclasses.replace(base, temporal_weight=0.0, temporal_blend=1.0)
             rows.append(measure("optimizer per frame (no temporal loss)", ClipStylizer(plain),
                                 frames, windows, meter))

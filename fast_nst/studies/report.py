@@ -14,7 +14,7 @@ from fast_nst.core.images import atomic_path
 def write_csv(rows: list[dict[str, float]], path: Path) -> Path:
     """Rows of dicts (union of keys, in first-seen order) to a CSV file, atomically."""
     keys = list(dict.fromkeys(k for row in rows for k in row))
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=keys)
         writer.writeheader()
         writer.writerows(rows)
@@ -57,4 +57,4 @@ def save_figure(fig: Any, path: Path) -> Path:
 def write_text(text: str, path: Path) -> None:
     """A text file (a Markdown report), atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")

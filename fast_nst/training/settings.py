@@ -47,6 +47,9 @@ class LossConfig:
         if st.mode not in ("noise", "shift") or st.weight < 0:
             raise FastNSTError("loss.stability needs mode noise or shift and weight >= 0, got "
                                f"{st.mode!r} and {st.weight}")
+        if st.max_shift < 1 or st.noise < 0:
+            raise FastNSTError("loss.stability needs max_shift >= 1 and noise >= 0, got "
+                               f"{st.max_shift} and {st.noise}")
         return self
 
     def resolve(self, convention: str) -> LossWeights:

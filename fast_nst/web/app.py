@@ -221,6 +221,8 @@ def launch(app: App, host: str = "127.0.0.1", port: int = 7860, *, block: bool =
 
 def check_port(host: str, port: int) -> None:
     """Fail in a second, not after the models are loaded, when the port is taken."""
+    if not 0 <= port <= 65535:
+        raise FastNSTError(f"--port must be 0 to 65535, got {port}")
     with socket.socket() as probe:
         try:
             probe.bind((host, port))

@@ -97,8 +97,10 @@ def test_local_file_full_model_or_features_only(tmp_path) -> None:
 
 def test_convention_from_sidecar_json(tmp_path) -> None:
     path = tmp_path / "w.pth"
+    path.write_bytes(b"")
     path.with_suffix(".json").write_text(json.dumps({"input": {"range": [0, 255]}}))
     assert vgg.resolve_convention(str(path), "auto").name == "caffe"
+    (tmp_path / "x.pth").write_bytes(b"")  # no sidecar
     with pytest.raises(FastNSTError, match="cannot tell the input convention"):
         vgg.resolve_convention(str(tmp_path / "x.pth"), "auto")
 
@@ -179,3 +181,24 @@ def test_full_file_keeps_pool5_and_cuts_are_refused_beyond_the_file(tmp_path) ->
     torch.save({"2.weight": torch.zeros(64, 64, 3, 3), "2.bias": torch.zeros(64)}, shifted)
     with pytest.raises(FastNSTError, match="does not hold VGG19 weights"):
         VGGEncoder(["relu1_2"], weights=str(shifted), convention="caffe")
+
+
+def test_auto_convention_of_a_missing_file_says_not_found(tmp_path) -> None:
+    with pytest.raises(FastNSTError, match="VGG weights file not found: .*nope.pth"):
+        VGGEncoder(["relu1_1"], weights=str(tmp_path / "nope.pth"))  # convention auto
+
+
+def test_auto_convention_reads_the_sidecar_of_a_home_path(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "w.pth").write_bytes(b"")
+    (tmp_path / "w.json").write_text(json.dumps({"input": {"range": [0, 255]}}))
+    assert vgg.resolve_convention("~/w.pth", "auto").name == "caffe"
+
+
+def test_min_side_counts_a_pool_layer_itself() -> None:
+    assert vgg.min_side(["relu5_1"]) == 16  # four pools before it
+    assert vgg.min_side(["pool5"]) == 32  # a 16 px image is 1 px before pool5, 0 after it
+    with pytest.raises(FastNSTError, match="raise size"):
+        vgg.check_side(["pool5"], 16, 16, "image", "raise size")
+    features = VGGEncoder(["pool5"], weights="random")(torch.rand(1, 3, 32, 32))
+    assert features["pool5"].shape[-2:] == (1, 1)

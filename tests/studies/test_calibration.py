@@ -39,10 +39,17 @@ def test_crossing_never_reached() -> None:
 
 
 def test_weight_range_is_log_spaced_around_the_default() -> None:
-    settings = Settings(photos=[], span=(0.5, 50.0), count=3)
+    settings = Settings(photos=["a.jpg"], span=(0.5, 50.0), count=3)
     assert weight_range(settings, 0.2) == pytest.approx([0.1, 1.0, 10.0])
-    assert weight_range(Settings(photos=[], weights=[3, 1]), 0.2) == [1.0, 3.0]
-    for bad in (Settings(photos=[], weights=[]), Settings(photos=[], count=0),
-                Settings(photos=[], span=(2.0, 1.0)), Settings(photos=[], weights=[0, 1])):
+    assert weight_range(Settings(photos=["a.jpg"], weights=[3, 1]), 0.2) == [1.0, 3.0]
+    for bad in (Settings(photos=["a.jpg"], weights=[]), Settings(photos=["a.jpg"], count=0),
+                Settings(photos=["a.jpg"], span=(2.0, 1.0)),
+                Settings(photos=["a.jpg"], weights=[0, 1])):
         with pytest.raises(FastNSTError, match="no style weights to try"):
             weight_range(bad, 0.2)
+
+
+@pytest.mark.parametrize("photos", [[], ["a/img.jpg", "b/img.jpg"]])
+def test_photos_must_be_given_with_distinct_names(photos) -> None:
+    with pytest.raises(FastNSTError, match="one or more photos with distinct file names"):
+        Settings(photos=photos)

@@ -39,7 +39,8 @@ def config(paths: dict[str, Path], **overrides: object) -> dict:
     return {"models": {"tiny": str(paths["model"])}, "contents": [str(paths["a"]), str(paths["b"])],
             "sizes": [32], "inits": ["content", "noise"], "iterations": [2, 4],
             "target_iterations": 2, "stop_when_matched": False, "seed": 0, "device": "cpu",
-            "progress": False, "vgg": VGG, "shared": str(paths["style"].parent), **overrides}
+            "progress": False, "precision": "fp32", "vgg": VGG,
+            "shared": str(paths["style"].parent), **overrides}
 
 
 def test_report_holds_the_measured_numbers(setup: dict[str, Path], tmp_path: Path) -> None:

@@ -63,6 +63,9 @@ def test_each_experiment_writes_grid_csv_and_markdown(name: str, base: dict,
     if name == "init":
         assert [int(r["steps"]) for r in rows] == [1, 3, 1, 3]
         assert float(rows[1]["seconds"]) >= float(rows[0]["seconds"])
+        # each row scores the image shown above it: after one update the content-init image
+        # has left the photo (the loss before that update would have a content term of 0)
+        assert rows[0]["init"] == "content" and float(rows[0]["content"]) > 0
 
 
 def test_selected_experiments() -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from fast_nst.core.images import save_image
+from fast_nst.errors import FastNSTError
+from fast_nst.studies.flicker import make_clip
 from fast_nst.studies.flicker import run as flicker_run
 from fast_nst.training.network import TransformerNet, export_model
 
@@ -19,7 +22,7 @@ def test_flicker_command_end_to_end(tmp_path, style_file) -> None:
     cfg = {"photo": str(photo), "frame_size": [32, 40], "frames": 3, "pan": 1.0, "zoom": 0.0,
            "write_clip": "clip.mp4", "style": style_file, "style_layers": ["relu1_1"],
            "vgg": {"weights": "random", "convention": "torchvision", "pooling": "max"},
-           "models": {"tiny": str(model)},
+           "models": {"tiny": str(model)}, "precision": "fp32", "gatys_without_temporal": True,
            "gatys": {"enabled": True, "size": 40, "steps": 2, "content_layers": ["relu1_1"],
                      "style_layers": ["relu1_1"]}}
     rows = flicker_run(cfg, tmp_path)
@@ -31,3 +34,10 @@ def test_flicker_command_end_to_end(tmp_path, style_file) -> None:
     table = (tmp_path / "flicker.md").read_text()
     assert "network tiny" in table and (tmp_path / "flicker.csv").is_file()
     assert (tmp_path / "clip.mp4").stat().st_size > 0 and (tmp_path / "clip.json").is_file()
+
+
+def test_a_clip_of_one_frame_is_a_one_line_error(tmp_path) -> None:
+    photo = tmp_path / "photo.png"
+    save_image(torch.rand(1, 3, 64, 64), photo)
+    with pytest.raises(FastNSTError, match="frames must be at least 2"):
+        make_clip(str(photo), (32, 32), 1, 1.0, 0.0)

@@ -127,3 +127,6 @@ def test_bad_stability_mode_is_a_one_line_error(style_file) -> None:
     with pytest.raises(FastNSTError, match="loss.stability needs mode noise or shift"):
         StyleTransferModule("s", style_file, 32, vgg={"weights": "random"},
                             loss={"stability": {"mode": "blur"}})
+    with pytest.raises(FastNSTError, match="max_shift >= 1 and noise >= 0, got 0 and"):
+        StyleTransferModule("s", style_file, 32, vgg={"weights": "random"},
+                            loss={"stability": {"mode": "shift", "max_shift": 0, "weight": 1}})

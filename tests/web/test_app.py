@@ -62,6 +62,15 @@ def server(tmp_path_factory):
     page.close()
 
 
+def test_a_port_out_of_range_is_a_one_line_error() -> None:
+    pytest.importorskip("gradio", reason="gradio absent; pip install -e '.[web]'")
+    from fast_nst.errors import FastNSTError
+    from fast_nst.web.app import check_port
+
+    with pytest.raises(FastNSTError, match="--port must be 0 to 65535, got 70000"):
+        check_port("127.0.0.1", 70000)
+
+
 def _toast(page, text: str) -> None:
     page.locator(".toast-body", has_text=text).first.wait_for(timeout=20_000)
 
