@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import torch
 import torchvision.transforms.functional as TF
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
@@ -250,7 +251,9 @@ def to_pil(image: Tensor) -> Image.Image:
         if image.shape[0] != 1:
             raise ValueError(f"expected one image, got a batch of {image.shape[0]}")
         image = image[0]
-    return TF.to_pil_image(image.detach().float().clamp(0, 1).cpu())
+    # rounded to the nearest level, as the stylize paths do (to_pil_image of a float truncates)
+    levels = image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8)
+    return TF.to_pil_image(levels.cpu())
 
 
 def save_image(image: Tensor | Image.Image, path: str | os.PathLike, **save_args) -> Path:

@@ -9,10 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from fast_nst.inference.pipeline import StylizeOptions, stylize_paths
 from tests.app_helpers import load_script
 from tests.stylize_helpers import tiny_model, write_photo, write_photos
 
@@ -69,6 +71,11 @@ def test_cli_stylizes_and_exports(tmp_path, capsys, model_pt) -> None:
                          "--precision", "bf16", "--channels-last")
     assert code == 0, err
     assert Image.open(tmp_path / "o.png").size == (18, 26)
+    stylize_paths(model_pt, [src], tmp_path / "direct.png", StylizeOptions(
+        size=26, preserve_color=True, strength=0.8, precision="bf16", channels_last=True,
+        progress=False))  # every flag reached the options
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "o.png")),
+                          np.asarray(Image.open(tmp_path / "direct.png")))
     code, out, err = cli(capsys, "--model-path", model_pt, "--content-image", src,
                          "--output-image", tmp_path / "e.png", "--content-scale", "2",
                          "--cuda", "0")

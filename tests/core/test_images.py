@@ -92,8 +92,11 @@ def test_png_round_trip_is_exact_and_clamped(tmp_path) -> None:
     torch.testing.assert_close(load_image(path), image)
     save_image(image * 3 - 1, tmp_path / "clamped.png")
     loaded = load_image(tmp_path / "clamped.png")
-    assert loaded.min() >= 0 and loaded.max() <= 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["clamped.png", "out.png"]
+    torch.testing.assert_close(loaded, (image * 3 - 1).clamp(0, 1), atol=0.5 / 255, rtol=0)
+    half_levels = torch.tensor([0.2, 100.6, 254.7]).div(255).view(1, 1, 1, 3).expand(1, 3, 1, 3)
+    rounded = load_image(save_image(half_levels, tmp_path / "rounded.png")) * 255
+    assert rounded[0, 0, 0].tolist() == [0, 101, 255]  # nearest level, not truncated
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clamped.png", "out.png", "rounded.png"]
 
 
 def test_png_is_written_with_fast_compression_unless_asked(tmp_path) -> None:
@@ -178,7 +181,7 @@ def test_pixel_limit_refuses_and_can_be_lifted(tmp_path, monkeypatch, capsys) ->
     the limit is fast_nst's, named in the error, and --max-pixels lifts it."""
     src = write_photo(tmp_path / "p.png", 64, 48)  # 3,072 px
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
-    with pytest.raises(Exception, match=r"3,072 pixels\), above the limit of 3,000"):
+    with pytest.raises(FastNSTError, match=r"3,072 pixels\), above the limit of 3,000"):
         open_image(src, max_pixels=3000)
     assert open_image(src, max_pixels=None).size == (64, 48)
     assert Image.MAX_IMAGE_PIXELS == 1000  # restored after each open

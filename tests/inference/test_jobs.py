@@ -35,6 +35,12 @@ def _no_files(folder: Path) -> bool:
     return not folder.exists() or not any(p.is_file() for p in folder.rglob("*"))
 
 
+REASONS = {"unreadable": r"in/broken.jpg is not an image PIL can read",
+           "unsupported": r"unsupported input .*in/notes.txt: give images",
+           "unwritable": r"cannot create output folder .*file/sub \(Not a directory\)",
+           "not_a_folder": r"cannot create output folder .*in/ok.png \(File exists\)"}
+
+
 @pytest.mark.parametrize("case", ["unreadable", "unsupported", "unwritable", "not_a_folder"])
 def test_bad_inputs_are_one_line_errors_without_partial_files(tmp_path, model_pt, case) -> None:
     out = tmp_path / "out"
@@ -50,7 +56,7 @@ def test_bad_inputs_are_one_line_errors_without_partial_files(tmp_path, model_pt
         out = tmp_path / "file" / "sub"
     else:
         out = tmp_path / "in" / "ok.png" / "x.png"
-    with pytest.raises(FastNSTError) as err:
+    with pytest.raises(FastNSTError, match=REASONS[case]) as err:
         stylize_paths(model_pt, inputs, out, StylizeOptions(**QUIET))
     assert "\n" not in str(err.value)
     assert _no_files(tmp_path / "out")

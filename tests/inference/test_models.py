@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from fast_nst import FastNSTError
+from fast_nst.core.images import load_image
 from fast_nst.inference.models import (
     BUNDLED_MODELS,
     bundled_models,
@@ -88,8 +90,12 @@ def test_every_model_kind_stylizes(tmp_path, kind) -> None:
     else:
         model, _ = fake_examples_pth(tmp_path / "m.pth")
     src = write_photo(tmp_path / "in.png", 15, 26)
-    stylize_paths(model, [src], tmp_path / "out.png", StylizeOptions(**QUIET))
+    stylize_paths(model, [src], tmp_path / "out.png", StylizeOptions(**QUIET, precision="fp32"))
     assert Image.open(tmp_path / "out.png").size == (26, 15)
+    with torch.no_grad():  # the file's own network, run directly on the photo
+        expected = load_model(model).net.float().eval()(load_image(src)) * 255
+    got = torch.from_numpy(np.asarray(Image.open(tmp_path / "out.png"), np.float32))
+    assert (got.permute(2, 0, 1) - expected[0]).abs().max() <= 1.0
 
 
 def test_every_recipe_has_its_model_and_back() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from fast_nst.inference.jobs import plan_jobs
@@ -63,9 +64,13 @@ def test_batched_folder_equals_one_by_one(tmp_path, model_pt) -> None:
 
 def test_pipeline_runs_a_bundled_model_on_pixels() -> None:
     model = load_model(next(iter(bundled_models().values())))
-    pixels = np.full((30, 44, 3), 128, np.uint8)
-    out = Pipeline(model, StylizeOptions(progress=False)).pixels(pixels)
+    pixels = np.random.default_rng(0).integers(0, 256, (30, 44, 3), dtype=np.uint8)
+    out = Pipeline(model, StylizeOptions(progress=False, precision="fp32")).pixels(pixels)
     assert out.shape == pixels.shape and out.dtype == np.uint8
+    with torch.no_grad():  # the model's own network on the same pixels
+        x = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255
+        expected = model.net.float().eval()(x)[0].permute(1, 2, 0).numpy() * 255
+    assert np.abs(out - expected).max() <= 1.0
 
 
 @pytest.mark.usefixtures("two_threads")

@@ -124,9 +124,10 @@ def test_not_a_video_is_a_one_line_error(tmp_path) -> None:
 @pytest.mark.parametrize("ext", [".mp4", ".mkv"])
 def test_zero_frame_clip_leaves_no_file(tmp_path, ext) -> None:
     empty = make_clip(tmp_path / f"empty{ext}", frames=0, audio=False)
-    with pytest.raises(FastNSTError) as err:
+    with pytest.raises(FastNSTError, match=rf"empty{ext} (has no video stream|is not a video "
+                                           "PyAV can read)") as err:
         stylize_video(empty, tmp_path / "out.mp4", lambda f: f, progress=False)
-    assert "\n" not in str(err.value) and "empty" in str(err.value)
+    assert "\n" not in str(err.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"empty{ext}"]
 
 

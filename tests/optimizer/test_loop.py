@@ -153,6 +153,10 @@ def test_two_styles_for_two_regions(images: dict[str, Path], tmp_path: Path) -> 
     loss = build_loss(cfg)
     result = run(cfg, loss=loss)
     assert len(loss.style.targets) == 2 and result.image.shape == (1, 3, 24, 32)
+    first, second = (t.mask for t in loss.style.targets)
+    assert first.shape[-2:] == (24, 32)  # the mask at the output's size
+    assert first[..., :, :14].min() > 0.9 and first[..., :, 18:].max() < 0.1  # white: style
+    torch.testing.assert_close(first + second, torch.ones_like(first))  # black: style2
 
 
 def test_callbacks_and_extra_loss(images: dict[str, Path]) -> None:
@@ -160,9 +164,11 @@ def test_callbacks_and_extra_loss(images: dict[str, Path]) -> None:
     cfg = GatysConfig(content=str(images["content"]), style=str(images["style"]), size=32,
                       steps=3, vgg=RANDOM, progress=False, **TINY)
     result = run(cfg, on_step=lambda row, image: seen.append(row["step"]),
-                 extra_loss=lambda image: image.mean())
+                 extra_loss=lambda image: image.mean() * 0 + 100.0)
     assert seen == [1, 2, 3]
-    assert all("extra" in row for row in result.history)
+    for row in result.history:  # the extra term is recorded and is part of the objective
+        assert row["extra"] == pytest.approx(100.0)
+        assert row["total"] == pytest.approx(row["content"] + row["style"] + row["tv"] + 100.0)
 
 
 def _bad(images: dict[str, Path], tmp_path: Path) -> dict[str, dict]:

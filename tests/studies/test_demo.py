@@ -20,3 +20,8 @@ def test_demo_writes_every_pair_and_the_sheet(tmp_path: Path) -> None:
         f"{photo}_{style}.jpg" for photo in photos for style in models)
     with Image.open(sheet) as image:  # 2 photo rows, photo + 2 style columns of 48 px cells
         assert image.width >= 3 * 48 and image.height >= 2 * 48
+    for photo, pixels in photos.items():  # each pair stylized, and by its own style
+        outs = [np.asarray(Image.open(tmp_path / f"{photo}_{style}.jpg"), np.float32)
+                for style in models]
+        assert all(np.abs(o - pixels).mean() > 10 for o in outs)
+        assert np.abs(outs[0] - outs[1]).mean() > 5

@@ -9,7 +9,13 @@ from PIL import Image
 
 import stylize as stylize_app
 from fast_nst import FastNSTError
-from fast_nst.training.network import NetConfig, TransformerNet, export_model, net_from_export
+from fast_nst.training.network import (
+    DeconvLayer,
+    NetConfig,
+    TransformerNet,
+    export_model,
+    net_from_export,
+)
 from tests.app_helpers import MODEL, write_photo
 
 # pytorch/examples fast_neural_style TransformerNet keys (full width, 5 residual blocks).
@@ -31,9 +37,23 @@ def test_any_size_in_same_size_out(h, w) -> None:
     {"norm": "batch"}, {"upsample": "deconv"}, {"output": "tanh"}, {"output": "clamp"},
 ])
 def test_architecture_options(options) -> None:
+    torch.manual_seed(0)
     net = TransformerNet(width="half", n_residual=2, **options).eval()
-    y = net(torch.rand(1, 3, 21, 18))
+    torch.manual_seed(0)
+    plain = TransformerNet(width="half", n_residual=2).eval()  # the same weights, defaults
+    x = torch.rand(1, 3, 21, 18)
+    y = net(x)
     assert y.shape == (1, 3, 21, 18) and 0 <= y.min() and y.max() <= 1
+    if "norm" in options:
+        assert isinstance(net.in1, torch.nn.BatchNorm2d)
+    if "upsample" in options:
+        assert isinstance(net.deconv1, DeconvLayer)
+    if "output" in options:  # same body, another mapping of its output
+        plain._map_output = lambda out: out  # the raw body, padded and cropped as in forward
+        body = plain(x)
+        expected = (torch.tanh(body) + 1) / 2 if options["output"] == "tanh" \
+            else body.clamp(0, 1)
+        torch.testing.assert_close(y, expected)
 
 
 def test_half_width_is_about_four_times_smaller() -> None:
