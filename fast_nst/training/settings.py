@@ -104,14 +104,14 @@ class OptimConfig:
         if self.schedule not in ("none", "cosine", "step"):
             raise FastNSTError(f"unknown optim.schedule {self.schedule!r}; "
                                "use none, cosine or step")
-        problems = {"lr": self.lr > 0, "min_lr": 0 <= self.min_lr <= self.lr,
-                    "weight_decay": self.weight_decay >= 0, "step_size": self.step_size >= 1,
-                    "gamma": self.gamma > 0,
-                    "betas": len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas)}
-        wanted = {"lr": "> 0", "min_lr": "between 0 and optim.lr", "weight_decay": ">= 0",
-                  "step_size": ">= 1", "gamma": "> 0", "betas": "two numbers in [0, 1)"}
-        for name, ok in problems.items():
+        rules = [("lr", self.lr > 0, "> 0"),
+                 ("min_lr", 0 <= self.min_lr <= self.lr, "between 0 and optim.lr"),
+                 ("weight_decay", self.weight_decay >= 0, ">= 0"),
+                 ("step_size", self.step_size >= 1, ">= 1"),
+                 ("gamma", self.gamma > 0, "> 0"),
+                 ("betas", len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+                  "two numbers in [0, 1)")]
+        for name, ok, wanted in rules:
             if not ok:
-                raise FastNSTError(f"optim.{name} must be {wanted[name]}, got "
-                                   f"{getattr(self, name)!r}")
+                raise FastNSTError(f"optim.{name} must be {wanted}, got {getattr(self, name)!r}")
         return self
