@@ -13,7 +13,6 @@ import shutil
 
 from fast_nst.errors import ArgumentParser, exit_on_user_error
 from fast_nst.inference.models import BUNDLED_MODELS, bundled_models
-from fast_nst.web.app import App, check_port, launch
 from fast_nst.web.jobs import Limits
 
 
@@ -34,6 +33,8 @@ def build_parser() -> ArgumentParser:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    from fast_nst.web.app import App, check_port, launch  # Gradio: seconds, so not for --help
+
     check_port(args.host, args.port)
     app = App(bundled_models(args.models),
               Limits(max_frames=args.max_frames, max_megapixels=args.max_megapixels))

@@ -9,20 +9,24 @@ is written.
 
 from pathlib import Path
 
-import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from fast_nst.cli import hydra_app
-from fast_nst.device import trainer_precision
-from fast_nst.studies.calibrate import auto_style_weight
-from fast_nst.training.preflight import check_training
-from fast_nst.training.resume import fit
 
 
 @hydra_app("train")
 def main(cfg: DictConfig) -> None:
+    # Lightning and the training modules are imported here, not above: `--help` and `--cfg`
+    # then answer in a few seconds instead of paying for Lightning's import.
+    import pytorch_lightning as pl
+
+    from fast_nst.device import trainer_precision
+    from fast_nst.studies.calibrate import auto_style_weight
+    from fast_nst.training.preflight import check_training
+    from fast_nst.training.resume import fit
+
     check_training(cfg, Path(HydraConfig.get().runtime.output_dir))
     datamodule = instantiate(cfg.data)  # checks its folders, before a calibration takes minutes
     calibration = auto_style_weight(cfg)  # loss.style_weight=auto: measure and choose it first

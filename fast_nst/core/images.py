@@ -13,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from fast_nst.errors import FastNSTError
+
+# torchvision is imported where it is used: importing it costs ~2 s (it loads torch._dynamo),
+# which every `--help` and `--cfg job` would pay.
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 # The largest image opened unless asked for more: Pillow's own decompression-bomb limit (about
@@ -158,6 +160,8 @@ def resize(
         return images
     if target == (h, w):
         return images
+    import torchvision.transforms.functional as TF
+
     return TF.resize(images, list(target), antialias=True)
 
 
@@ -171,6 +175,8 @@ def load_image(
     max_pixels: int | None = MAX_PIXELS,
 ) -> Tensor:
     """Image file -> (1, 3, H, W) float tensor in 0..1, optionally resized (see `resize`)."""
+    import torchvision.transforms.functional as TF
+
     tensor = TF.to_tensor(open_image(path, max_pixels)).unsqueeze(0)
     return resize(tensor, long_side=long_side, short_side=short_side, scale=scale, size=size)
 
@@ -253,6 +259,8 @@ def to_pil(image: Tensor) -> Image.Image:
         image = image[0]
     # rounded to the nearest level, as the stylize paths do (to_pil_image of a float truncates)
     levels = image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8)
+    import torchvision.transforms.functional as TF
+
     return TF.to_pil_image(levels.cpu())
 
 

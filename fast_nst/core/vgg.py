@@ -13,8 +13,6 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from torchvision.models import VGG19_Weights, vgg19
-from torchvision.models.vgg import cfgs, make_layers
 
 from fast_nst.core.images import atomic_path
 from fast_nst.errors import FastNSTError
@@ -112,6 +110,8 @@ def resolve_convention(weights: str, convention: str | None) -> InputConvention:
 
 
 def _download_imagenet_features() -> nn.Sequential:
+    from torchvision.models import VGG19_Weights, vgg19  # ~2 s to import: only when used
+
     try:
         return vgg19(weights=VGG19_Weights.IMAGENET1K_V1).features
     except (OSError, RuntimeError) as err:  # URLError is an OSError
@@ -136,6 +136,8 @@ def _features_state_dict(path: Path) -> dict[str, Tensor]:
 def _bare_features() -> nn.Sequential:
     """`vgg19().features` with torchvision's init, without building the 100M-parameter
     classifier (which costs seconds per encoder on a CPU)."""
+    from torchvision.models.vgg import cfgs, make_layers  # ~2 s to import: only when used
+
     features = make_layers(cfgs["E"])
     for module in features.modules():
         if isinstance(module, nn.Conv2d):

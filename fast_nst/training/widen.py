@@ -25,9 +25,11 @@ def _copies(old: int, new: int) -> Tensor:
 
 
 def _shares(source: Tensor, old: int, spread: float, generator: torch.Generator) -> Tensor:
-    """Per wide channel, its share of the narrow channel's weight: random, adding up to 1."""
-    raw = 1 + spread * (2 * torch.rand(source.numel(), generator=generator) - 1)
-    totals = torch.zeros(old).index_add_(0, source, raw)
+    """Per wide channel, its share of the narrow channel's weight: random, adding up to 1
+    (in float64, so the shares of a float64 network add up to 1 within its own rounding)."""
+    raw = 1 + spread * (2 * torch.rand(source.numel(), generator=generator,
+                                       dtype=torch.float64) - 1)
+    totals = torch.zeros(old, dtype=torch.float64).index_add_(0, source, raw)
     return raw / totals[source]
 
 

@@ -109,7 +109,7 @@ def test_offline_imagenet_download_is_a_one_line_error(monkeypatch) -> None:
     def offline(**_):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(vgg, "vgg19", offline)
+    monkeypatch.setattr("torchvision.models.vgg19", offline)  # imported where it is used
     with pytest.raises(FastNSTError, match="could not download .* vgg.weights="):
         VGGEncoder(["relu1_1"], weights="imagenet")
 
