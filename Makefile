@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 PYTHON  := $(BIN)/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: install test lint bench tensorboard train demo experiments compare calibrate serve clean
+.PHONY: install test lint bench bench-runtimes tensorboard train demo experiments compare calibrate serve clean
 
 install: $(STAMP)
 
@@ -21,7 +21,7 @@ test: install
 lint: install
 	$(BIN)/ruff check fast_nst tests benchmarks train.py stylize.py
 
-bench: bench-gatys bench-train bench-stylize
+bench: bench-gatys bench-train bench-stylize bench-runtimes
 
 bench-gatys: install
 	$(PYTHON) benchmarks/bench_gatys.py
@@ -31,6 +31,10 @@ bench-train: install
 
 bench-stylize: install
 	$(PYTHON) benchmarks/bench_stylize.py
+
+# every CPU runtime (eager, AOT-compiled, ONNX Runtime fp32 and int8) for one network
+bench-runtimes: install
+	$(PYTHON) benchmarks/bench_runtimes.py
 
 experiments: install
 	$(BIN)/fast-nst-experiments

@@ -36,8 +36,9 @@ sys.path.insert(0, str(ROOT))
 from fast_nst.core.images import open_image  # noqa: E402
 from fast_nst.device import describe_hardware  # noqa: E402
 from fast_nst.errors import ArgumentParser, FastNSTError, exit_on_user_error  # noqa: E402
-from fast_nst.studies.report import markdown_table  # noqa: E402
-from fast_nst.training.network import NetConfig, TransformerNet, export_model  # noqa: E402
+from fast_nst.model.files import export_model  # noqa: E402
+from fast_nst.model.network import NetConfig, TransformerNet  # noqa: E402
+from fast_nst.reports.tables import markdown_table  # noqa: E402
 
 SHARED = Path(os.environ.get("FAST_NST_SHARED", ROOT.parent / "shared"))
 PHOTOS = SHARED / "data" / "train"

@@ -37,9 +37,9 @@ from fast_nst.device import describe_hardware  # noqa: E402
 from fast_nst.errors import ArgumentParser, FastNSTError, exit_on_user_error  # noqa: E402
 from fast_nst.inference.blocks import with_block_output  # noqa: E402
 from fast_nst.inference.export import PortableNet  # noqa: E402
-from fast_nst.inference.models import load_model  # noqa: E402
 from fast_nst.inference.runtime import Stylizer  # noqa: E402
-from fast_nst.studies.report import markdown_table  # noqa: E402
+from fast_nst.model.files import load_model  # noqa: E402
+from fast_nst.reports.tables import markdown_table  # noqa: E402
 
 Run = Callable[[np.ndarray], np.ndarray]  # (1, 3, H, W) float32 0..1 -> same
 

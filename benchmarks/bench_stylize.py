@@ -34,11 +34,11 @@ from fast_nst.device import describe_hardware  # noqa: E402
 from fast_nst.errors import ArgumentParser, FastNSTError, exit_on_user_error  # noqa: E402
 from fast_nst.inference.aot import CACHE_ENV  # noqa: E402
 from fast_nst.inference.export import export_file  # noqa: E402
-from fast_nst.inference.models import StyleModel  # noqa: E402
 from fast_nst.inference.pipeline import StylizeOptions, stylize_paths  # noqa: E402
 from fast_nst.inference.runtime import Stylizer  # noqa: E402
-from fast_nst.studies.report import markdown_table  # noqa: E402
-from fast_nst.training.network import NetConfig, TransformerNet  # noqa: E402
+from fast_nst.model.files import StyleModel  # noqa: E402
+from fast_nst.model.network import NetConfig, TransformerNet  # noqa: E402
+from fast_nst.reports.tables import markdown_table  # noqa: E402
 
 PSNR_TARGET = 40.0
 

@@ -30,9 +30,10 @@ from torch.utils.data import DataLoader
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fast_nst.device import describe_hardware, resolve_precision, trainer_device  # noqa: E402
+from fast_nst.device import describe_hardware, trainer_device  # noqa: E402
 from fast_nst.errors import ArgumentParser, FastNSTError, exit_on_user_error  # noqa: E402
-from fast_nst.studies.report import markdown_table, pyplot, save_figure, write_csv  # noqa: E402
+from fast_nst.precision import resolve_precision  # noqa: E402
+from fast_nst.reports.tables import markdown_table, pyplot, save_figure, write_csv  # noqa: E402
 from fast_nst.training.callbacks import CPUMemory  # noqa: E402
 from fast_nst.training.data import ImageDataModule  # noqa: E402
 from fast_nst.training.module import StyleTransferModule  # noqa: E402

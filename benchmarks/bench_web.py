@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from skimage import data
 
-from fast_nst.inference.models import bundled_models
+from fast_nst.model.files import bundled_models
 from fast_nst.web.jobs import ModelCache, request_options, stylize_clip, stylize_photo
 
 SIZES = ((512, 341), (1024, 683), (2048, 1365))

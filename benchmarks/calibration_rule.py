@@ -26,18 +26,18 @@ from pathlib import Path
 import torch
 
 from fast_nst.core.images import load_image
-from fast_nst.inference.models import load_model
+from fast_nst.model.files import load_model
+from fast_nst.optimizer.config import training_gatys_config
 from fast_nst.optimizer.loss import build_loss
-from fast_nst.studies.calibrate import (
+from fast_nst.reports.tables import markdown_table
+from fast_nst.training.calibrate import (
     _crop,
     crops_style_loss,
     score,
     setup_from_training,
     training_config,
 )
-from fast_nst.studies.calibration import Rule, nan_mean, style_progress, suggest
-from fast_nst.studies.compare import training_gatys_config
-from fast_nst.studies.report import markdown_table
+from fast_nst.training.calibration import Rule, nan_mean, style_progress, suggest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FAST_NST_SHARED", ROOT.parent / "shared"))

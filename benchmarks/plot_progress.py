@@ -14,7 +14,7 @@ import argparse
 import csv
 from pathlib import Path
 
-from fast_nst.studies.report import pyplot, save_figure
+from fast_nst.reports.tables import pyplot, save_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 

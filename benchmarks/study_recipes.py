@@ -30,10 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fast_nst.errors import FastNSTError, exit_on_user_error  # noqa: E402
-from fast_nst.inference.models import StyleModel, load_model  # noqa: E402
+from fast_nst.model.files import StyleModel, load_model  # noqa: E402
+from fast_nst.reports.tables import markdown_table, pyplot, save_figure, write_csv  # noqa: E402
 from fast_nst.safe_load import load_torch_file  # noqa: E402
 from fast_nst.studies.compare import compare_one  # noqa: E402
-from fast_nst.studies.report import markdown_table, pyplot, save_figure, write_csv  # noqa: E402
 
 SHARED = Path(os.environ.get("FAST_NST_SHARED", ROOT.parent / "shared"))
 CONTENTS = ["astronaut", "chelsea_cat", "china_summer_palace", "coffee", "flower", "rocket"]

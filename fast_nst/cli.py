@@ -25,14 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fast_nst.configs import StyleConfig
 from fast_nst.core.vgg import VGGConfig
 from fast_nst.errors import FastNSTError, exit_on_user_error, find_user_error, one_line
+from fast_nst.model.network import NetConfig
 from fast_nst.optimizer.config import GatysApp
-from fast_nst.studies.calibration import Settings
-from fast_nst.training.network import NetConfig
+from fast_nst.training.calibration import Settings
 from fast_nst.training.settings import LossConfig, OptimConfig
 
 Task = Callable[[Any], Any]
@@ -230,3 +231,30 @@ def route_library_logs() -> None:
         for handler in files:
             if handler not in logger.handlers:
                 logger.addHandler(handler)
+
+
+def training_config(overrides: list[str]) -> DictConfig:
+    """train.py's config composed with `overrides`, as train.py would compose it. Inside
+    another Hydra app, Hydra's global state is set aside and restored (and `${hydra:...}` paths
+    resolve to that app's); outside one, this run's Hydra config is set from the composition."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
+
+    backup = get_gh_backup()
+    GlobalHydra.instance().clear()
+    try:
+        register_schemas()
+        with initialize_config_dir(str(CONF_ROOT), version_base="1.3", job_name="train"):
+            cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        if not HydraConfig.initialized():
+            HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):
+            del cfg["hydra"]
+        return cfg
+    except HydraException as err:
+        detail = describe_config_error(err) or str(err).splitlines()[0]
+        raise FastNSTError(f"in train=[...]: {detail}") from err
+    finally:
+        restore_gh_from_backup(backup)

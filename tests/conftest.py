@@ -13,7 +13,7 @@ from PIL import Image
 
 from fast_nst import device as hw
 from fast_nst.core.images import save_image
-from fast_nst.training.network import export_model
+from fast_nst.model.files import export_model
 from tests.stylize_helpers import tiny_net
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fast_nst.inference.models import EXAMPLES_CONFIG
-from fast_nst.training.network import NetConfig, TransformerNet, export_model
+from fast_nst.model.files import EXAMPLES_CONFIG, export_model
+from fast_nst.model.network import NetConfig, TransformerNet
 
 QUIET = dict(progress=False, device="cpu")
 

@@ -9,7 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from fast_nst.cli import CONF_ROOT, register_schemas
-from fast_nst.inference.models import load_model
+from fast_nst.model.files import load_model
 
 # The compile threshold scales with the threads: fix them (tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("two_threads")

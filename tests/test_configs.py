@@ -7,7 +7,7 @@ import pytest
 
 from fast_nst import FastNSTError
 from fast_nst.configs import StyleConfig, to_dataclass
-from fast_nst.training.network import NetConfig
+from fast_nst.model.network import NetConfig
 from fast_nst.training.settings import LossConfig, OptimConfig
 
 

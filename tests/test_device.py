@@ -13,7 +13,9 @@ import torch
 
 from fast_nst import FastNSTError
 from fast_nst import device as hw
+from fast_nst import precision as prec
 from fast_nst.device import keep_freed_memory, pick_device
+from fast_nst.inference import fast_path
 from tests.heap_probe import GLIBC, heap_probes
 
 # The compile threshold scales with the threads: fix them (tests/conftest.py).
@@ -58,13 +60,13 @@ def test_a_gpu_index_beyond_the_machine_is_a_one_line_error(monkeypatch) -> None
 
 
 def test_auto_on_a_cpu_without_native_bf16_is_float32(zen3) -> None:
-    p = hw.resolve_precision("auto", CPU)
+    p = prec.resolve_precision("auto", CPU)
     assert (p.name, p.short, p.warning) == ("32-true", "fp32", None)
     assert p.reason == "CPU without native bf16: AVX2"
 
 
 def test_auto_on_a_cpu_with_native_bf16_is_bf16_mixed(zen4) -> None:
-    p = hw.resolve_precision("auto", CPU)
+    p = prec.resolve_precision("auto", CPU)
     assert (p.name, p.short) == ("bf16-mixed", "bf16")
     assert p.reason == "CPU with native bf16: AVX512"
 
@@ -73,38 +75,38 @@ def test_auto_on_a_cpu_with_native_bf16_is_bf16_mixed(zen4) -> None:
                                                (False, "16-mixed", "fp16")])
 def test_auto_on_cuda_gpus_with_and_without_bf16(monkeypatch, zen3, bf16, name, short) -> None:
     fake_gpu(monkeypatch, bf16)
-    p = hw.resolve_precision("auto", CUDA)
+    p = prec.resolve_precision("auto", CUDA)
     assert (p.name, p.short) == (name, short)
     assert p.reason == ("CUDA GPU with bf16: A100" if bf16 else "CUDA GPU without bf16: Tesla T4")
 
 
 def test_auto_on_mps_is_float32(zen4) -> None:
-    assert hw.resolve_precision("auto", MPS).name == "32-true"
+    assert prec.resolve_precision("auto", MPS).name == "32-true"
 
 
 def test_explicit_precision_always_wins(monkeypatch, zen4) -> None:
     fake_gpu(monkeypatch, bf16=False)
-    assert hw.resolve_precision(32, CPU).name == "32"
-    assert hw.resolve_precision("32-true", CPU).name == "32-true"
-    assert hw.resolve_precision("bf16-mixed", CUDA).name == "bf16-mixed"
-    assert hw.resolve_precision("fp32", CUDA).name == "32-true"  # stylize's names map over
-    assert hw.resolve_precision("16-mixed", CPU).reason == "explicit"
+    assert prec.resolve_precision(32, CPU).name == "32"
+    assert prec.resolve_precision("32-true", CPU).name == "32-true"
+    assert prec.resolve_precision("bf16-mixed", CUDA).name == "bf16-mixed"
+    assert prec.resolve_precision("fp32", CUDA).name == "32-true"  # stylize's names map over
+    assert prec.resolve_precision("16-mixed", CPU).reason == "explicit"
 
 
 def test_explicit_bf16_on_a_cpu_without_it_warns_and_is_kept(zen3) -> None:
-    p = hw.resolve_precision("bf16-mixed", CPU)
+    p = prec.resolve_precision("bf16-mixed", CPU)
     assert p.name == "bf16-mixed"
     assert p.warning == ("precision bf16-mixed on a CPU without native bf16 (AVX2) runs many "
                          "times slower than float32; leave precision on auto")
 
 
 def test_explicit_bf16_on_a_cpu_with_it_does_not_warn(zen4) -> None:
-    assert hw.resolve_precision("bf16-mixed", CPU).warning is None
+    assert prec.resolve_precision("bf16-mixed", CPU).warning is None
 
 
 def test_trainer_precision_logs_auto_once_with_its_reason(zen3, caplog) -> None:
     with caplog.at_level(logging.INFO, logger="fast_nst"):
-        name = hw.trainer_precision({"accelerator": "cpu", "precision": "auto"})
+        name = prec.trainer_precision({"accelerator": "cpu", "precision": "auto"})
     assert name == "32-true"
     assert [r.getMessage() for r in caplog.records] == [
         "precision auto -> 32-true (CPU without native bf16: AVX2)"]
@@ -112,7 +114,7 @@ def test_trainer_precision_logs_auto_once_with_its_reason(zen3, caplog) -> None:
 
 def test_trainer_precision_warns_for_explicit_bf16_and_keeps_it(zen3, caplog) -> None:
     with caplog.at_level(logging.INFO, logger="fast_nst"):
-        name = hw.trainer_precision({"accelerator": "cpu", "precision": "bf16-mixed"})
+        name = prec.trainer_precision({"accelerator": "cpu", "precision": "bf16-mixed"})
     assert name == "bf16-mixed"
     assert [(r.levelname, "many times slower" in r.getMessage()) for r in caplog.records] == [
         ("WARNING", True)]
@@ -121,16 +123,16 @@ def test_trainer_precision_warns_for_explicit_bf16_and_keeps_it(zen3, caplog) ->
 def test_trainer_on_a_gpu_that_is_absent_is_a_one_line_error(monkeypatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(FastNSTError, match="no CUDA GPU is visible; use trainer=cpu"):
-        hw.trainer_precision({"accelerator": "gpu", "precision": "auto"})
+        prec.trainer_precision({"accelerator": "gpu", "precision": "auto"})
 
 
 def test_trainer_on_a_gpu_resolves_from_that_gpu(monkeypatch, zen4) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     fake_gpu(monkeypatch, bf16=False)
-    assert hw.trainer_precision({"accelerator": "gpu", "devices": [1]}) == "16-mixed"
+    assert prec.trainer_precision({"accelerator": "gpu", "devices": [1]}) == "16-mixed"
     with pytest.raises(FastNSTError, match="device cuda:2 asked for but this machine has 2"):
-        hw.trainer_precision({"accelerator": "gpu", "devices": [2]})
+        prec.trainer_precision({"accelerator": "gpu", "devices": [2]})
 
 
 BIG_FOLDER = Counter({(4, 512, 512): 40})  # 160 images of 512 px: 42 MP, pays in fp32 only
@@ -151,7 +153,7 @@ ONE_IMAGE = Counter({(1, 512, 512): 1})
 def test_stylize_auto_path_per_cpu_and_workload(monkeypatch, case, work, expected) -> None:
     monkeypatch.setattr(hw, "cpu_native_bf16", lambda: case.startswith("native"))
     monkeypatch.setattr(hw, "cpu_capability", lambda: "AVX2")
-    path = hw.choose_fast_path(CPU, work=work)
+    path = fast_path.choose_fast_path(CPU, work=work)
     assert (path.precision, path.channels_last, path.compile) == expected
     assert path.shapes == (frozenset(work) if path.compile else frozenset())
 
@@ -159,12 +161,12 @@ def test_stylize_auto_path_per_cpu_and_workload(monkeypatch, case, work, expecte
 @pytest.mark.parametrize("bf16, precision", [(True, "bf16"), (False, "fp16")])
 def test_stylize_auto_path_on_cuda(monkeypatch, bf16, precision) -> None:
     fake_gpu(monkeypatch, bf16)
-    path = hw.choose_fast_path(CUDA, work=BIG_FOLDER)
+    path = fast_path.choose_fast_path(CUDA, work=BIG_FOLDER)
     assert (path.precision, path.channels_last, path.compile) == (precision, True, True)
 
 
 def test_stylize_auto_path_on_mps_is_float32_eager() -> None:
-    path = hw.choose_fast_path(MPS, work=BIG_FOLDER)
+    path = fast_path.choose_fast_path(MPS, work=BIG_FOLDER)
     assert (path.precision, path.channels_last, path.compile) == ("fp32", False, False)
 
 
@@ -172,38 +174,38 @@ def test_only_shapes_with_enough_work_are_compiled(monkeypatch, zen4) -> None:
     # bf16 on 2 threads: 128 MP per shape (17 MP, 64 images of 512 px, measured no gain)
     work = Counter({(4, 512, 512): 160, (1, 512, 512): 1, (1, 768, 768): 250, (2, 64, 64): 50,
                     (1, 1024, 1024): 128, (4, 512, 384): 16})
-    assert hw.choose_fast_path(CPU, work=work).shapes == {(4, 512, 512), (1, 768, 768),
+    assert fast_path.choose_fast_path(CPU, work=work).shapes == {(4, 512, 512), (1, 768, 768),
                                                           (1, 1024, 1024)}
     # fp32: a quarter of that
-    assert hw.choose_fast_path(CPU, precision="fp32", work=Counter(
+    assert fast_path.choose_fast_path(CPU, precision="fp32", work=Counter(
         {(1, 1024, 1024): 32, (4, 512, 512): 16})).shapes == {(1, 1024, 1024)}
     monkeypatch.setattr(torch, "get_num_threads", lambda: 16)  # each pixel 8x cheaper
-    assert hw.choose_fast_path(CPU, work=Counter({(1, 768, 768): 2000, (4, 512, 512): 160})
+    assert fast_path.choose_fast_path(CPU, work=Counter({(1, 768, 768): 2000, (4, 512, 512): 160})
                                ).shapes == {(1, 768, 768)}
 
 
 def test_a_stored_compile_and_earlier_runs_count_toward_a_compile(zen4) -> None:
-    past = {(4, 512, 512): hw.ShapeHistory(stored=True),  # loads in 0.1 s: 4 calls repay it
-            (1, 512, 384): hw.ShapeHistory(pixels=121_000_000),  # + 7.9 MP now: 128.9 >= 128
-            (1, 512, 512): hw.ShapeHistory(stored=True)}  # one call: never waits for a load
+    past = {(4, 512, 512): fast_path.ShapeHistory(stored=True),  # loads in 0.1 s: 4 calls repay it
+            (1, 512, 384): fast_path.ShapeHistory(pixels=121_000_000),  # + 7.9 MP now: 128.9 >= 128
+            (1, 512, 512): fast_path.ShapeHistory(stored=True)}  # one call: never waits for a load
     asked = []
 
     def history(shape, precision, channels_last):
         asked.append((precision, channels_last))
-        return past.get(shape, hw.ShapeHistory())
+        return past.get(shape, fast_path.ShapeHistory())
 
     work = Counter({(4, 512, 512): 4, (1, 512, 384): 40, (1, 256, 256): 40, (1, 512, 512): 1})
-    path = hw.choose_fast_path(CPU, work=work, history=history)
+    path = fast_path.choose_fast_path(CPU, work=work, history=history)
     assert path.shapes == {(4, 512, 512), (1, 512, 384)}
     assert "compiled for 2 shape(s) (1 already on disk)" in path.reason
     assert set(asked) == {("bf16", False)}
-    assert not hw.choose_fast_path(CPU, work=work).compile  # the same work, no history
+    assert not fast_path.choose_fast_path(CPU, work=work).compile  # the same work, no history
 
 
 def test_explicit_stylize_flags_win(zen4) -> None:
-    path = hw.choose_fast_path(CPU, precision="fp32", compile=False, work=BIG_FOLDER)
+    path = fast_path.choose_fast_path(CPU, precision="fp32", compile=False, work=BIG_FOLDER)
     assert (path.precision, path.channels_last, path.compile) == ("fp32", False, False)
-    path = hw.choose_fast_path(CPU, compile=True, channels_last=True, work=ONE_IMAGE)
+    path = fast_path.choose_fast_path(CPU, compile=True, channels_last=True, work=ONE_IMAGE)
     assert (path.precision, path.channels_last, path.compile, path.shapes) == (
         "bf16", True, True, None)  # an explicit --compile compiles every shape
 

@@ -13,7 +13,7 @@ import torch
 
 from fast_nst import FastNSTError
 from fast_nst.core.vgg import VGGEncoder
-from fast_nst.inference.models import load_model
+from fast_nst.model.files import load_model
 from fast_nst.safe_load import load_torch_file
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -30,7 +30,7 @@ from fast_nst.apps import compare as compare_app
 from fast_nst.apps import experiments as experiments_app
 from fast_nst.apps import flicker as flicker_app
 from fast_nst.apps import gatys as gatys_app
-from fast_nst.training.network import NetConfig
+from fast_nst.model.network import NetConfig
 from tests.app_helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]

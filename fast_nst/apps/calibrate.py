@@ -3,7 +3,7 @@
 
 Thin Hydra entry point: conf/calibrate.yaml holds the app's keys (`style`, `train`, `vgg`)
 and the `calibration` group (the same settings as train.py's); train.py's config composed with
-those overrides decides the loss; the work is in `fast_nst.studies.calibrate`.
+those overrides decides the loss; the work is in `fast_nst.training.calibrate`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from fast_nst.cli import hydra_app
+from fast_nst.cli import hydra_app, training_config
 from fast_nst.errors import FastNSTError
-from fast_nst.studies.calibrate import calibrate, setup_from_training, training_config
-from fast_nst.studies.calibration import Settings
+from fast_nst.reports.calibration import write_report
+from fast_nst.training.calibrate import calibrate, setup_from_training
+from fast_nst.training.calibration import Settings
 
 
 def app_overrides(cfg: DictConfig) -> list[str]:
@@ -50,7 +51,8 @@ def main(cfg: DictConfig) -> None:
     setup = setup_from_training(training, [*overrides, *vgg_overrides(cfg)])
     settings: Settings = OmegaConf.to_object(cfg.calibration)  # type: ignore[assignment]
     folder = Path(HydraConfig.get().runtime.output_dir)
-    result = calibrate(setup, settings, folder)
+    result = calibrate(setup, settings)
+    write_report(result, folder)
     print(result.summary())
     print(f"wrote {folder / 'calibration.png'}, calibration.csv and calibration.md")
 

@@ -1,7 +1,7 @@
 """Networks against the optimizer (docs/compare.md): `fast-nst-compare 'sizes=[256]'`.
 
 Thin Hydra entry point: conf/compare.yaml says what to compare; the work is in
-`fast_nst.studies.compare` and its report in `fast_nst.studies.compare_report`.
+`fast_nst.studies.compare` and its report in `fast_nst.reports.compare`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from fast_nst.cli import hydra_app
+from fast_nst.reports.compare import write_report
 from fast_nst.studies.compare import compare
-from fast_nst.studies.compare_report import write_report
 
 
 @hydra_app("compare")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fast_nst.errors import ArgumentParser, FastNSTError, exit_on_user_error
-from fast_nst.inference.models import BUNDLED_MODELS, bundled_models
+from fast_nst.model.files import BUNDLED_MODELS, bundled_models
 from fast_nst.studies.demo import CELL, PHOTO_SIZE, PHOTOS, run_demo, sample_photos
 
 

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from fast_nst.cli import hydra_app
 from fast_nst.optimizer.clip import stylize_clip
 from fast_nst.optimizer.config import GatysApp, GatysConfig, validate
-from fast_nst.optimizer.record import run_to_folder, summary
+from fast_nst.reports.record import run_to_folder, summary
 
 
 def optimization(app: GatysApp) -> GatysConfig:

@@ -12,7 +12,7 @@ import atexit
 import shutil
 
 from fast_nst.errors import ArgumentParser, exit_on_user_error
-from fast_nst.inference.models import BUNDLED_MODELS, bundled_models
+from fast_nst.model.files import BUNDLED_MODELS, bundled_models
 from fast_nst.web.jobs import Limits
 
 

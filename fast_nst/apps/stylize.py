@@ -21,7 +21,7 @@ from fast_nst.core.images import MAX_PIXELS
 from fast_nst.errors import ArgumentParser, FastNSTError, exit_on_user_error
 from fast_nst.inference.export import export_file
 from fast_nst.inference.pipeline import StylizeOptions, stylize_paths
-from fast_nst.inference.runtime import PRECISIONS
+from fast_nst.precision import SHORT_NAMES
 
 DEFAULTS = StylizeOptions()  # the flags' defaults are the options' (written once)
 
@@ -52,7 +52,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--device", default=DEFAULTS.device,
                    help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
     p.add_argument("--cuda", type=int, choices=(0, 1), help="examples' flag: 1 = --device cuda")
-    p.add_argument("--precision", default=DEFAULTS.precision, choices=("auto", *PRECISIONS),
+    p.add_argument("--precision", default=DEFAULTS.precision, choices=("auto", *SHORT_NAMES),
                    help="auto (default): bf16 where the hardware runs it natively (GPUs, CPUs "
                    "with AVX512-BF16/AMX), fp16 on older GPUs, else fp32")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,

@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from fast_nst.device import FastPath, ShapeHistory, cpu_capability, cpu_native_bf16
+from fast_nst.device import cpu_capability, cpu_native_bf16
+from fast_nst.inference.fast_path import FastPath, ShapeHistory
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import itertools
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fast_nst.training.network import ConvLayer, TransformerNet
+from fast_nst.model.network import ConvLayer, TransformerNet
 
 
 class BlockConv(nn.Module):

@@ -15,8 +15,8 @@ from torch import Tensor, nn
 from fast_nst.core.images import atomic_path
 from fast_nst.errors import FastNSTError
 from fast_nst.inference.jobs import make_folder, safe_name
-from fast_nst.inference.models import StyleModel, load_model
-from fast_nst.training.network import TransformerNet
+from fast_nst.model.files import StyleModel, load_model
+from fast_nst.model.network import TransformerNet
 
 # ---------------------------------------------------------------------------------------------
 # Export: ONNX and TorchScript, each checked against PyTorch right after writing

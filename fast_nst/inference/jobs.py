@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fast_nst.core.images import IMAGE_EXTENSIONS, MAX_PIXELS, image_header, output_format
+from fast_nst.core.video import READ_EXTENSIONS as VIDEO_EXTENSIONS
+from fast_nst.core.video import check_video_output, is_video, probe
 from fast_nst.errors import FastNSTError
-from fast_nst.inference.video import READ_EXTENSIONS as VIDEO_EXTENSIONS
-from fast_nst.inference.video import check_video_output, is_video, probe
 
 DEFAULT_PATTERN = "{stem}_{style}.{ext}"
 

@@ -22,14 +22,15 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from fast_nst.core.images import MAX_PIXELS, save_image
-from fast_nst.device import FastPath, choose_fast_path, pick_device
+from fast_nst.core.sizes import load_pixels, target_size
+from fast_nst.core.video import probe, stylize_video
+from fast_nst.device import pick_device
 from fast_nst.errors import FastNSTError
 from fast_nst.inference.aot import History
 from fast_nst.inference.cores import map_across_cores, worth_spreading
+from fast_nst.inference.fast_path import FastPath, choose_fast_path
 from fast_nst.inference.jobs import DEFAULT_PATTERN, Job, plan_jobs
-from fast_nst.inference.models import StyleModel, load_model
 from fast_nst.inference.runtime import Shape, Stylizer, finish
-from fast_nst.inference.sizes import load_pixels, target_size
 from fast_nst.inference.tiling import (
     check_tiling,
     frozen_norms,
@@ -40,7 +41,7 @@ from fast_nst.inference.tiling import (
     to_float,
     to_u8,
 )
-from fast_nst.inference.video import probe, stylize_video
+from fast_nst.model.files import StyleModel, load_model
 
 log = logging.getLogger(__name__)
 Batches = list[list[Job]]  # same-size images, one forward call each

@@ -11,28 +11,11 @@ import torch
 from torch import Tensor
 
 from fast_nst.core.color import transfer_luminance
-from fast_nst.device import pick_device, resolve_precision
-from fast_nst.errors import FastNSTError
+from fast_nst.device import pick_device
 from fast_nst.inference.aot import CompiledNetwork, Shape, network_digest
 from fast_nst.inference.blocks import with_block_output
-from fast_nst.training.network import TransformerNet
-
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def short_name(dtype: torch.dtype) -> str:
-    return next(name for name, d in PRECISIONS.items() if d == dtype)
-
-
-def check_precision(device: torch.device, precision: str) -> torch.dtype:
-    if precision == "auto":
-        precision = resolve_precision(precision, device).short
-    if precision not in PRECISIONS:
-        raise FastNSTError(f"unknown precision {precision!r}; use auto or one of "
-                           f"{', '.join(PRECISIONS)}")
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise FastNSTError("this GPU has no bf16; use --precision fp16 or fp32")
-    return PRECISIONS[precision]
+from fast_nst.model.network import TransformerNet
+from fast_nst.precision import short_of_dtype, stylize_dtype
 
 
 class Float32(torch.nn.Module):
@@ -78,7 +61,7 @@ class Stylizer:
                  ) -> None:
         """`digest`: `aot.network_digest(net)` where the caller has it already."""
         self.device = pick_device(device)
-        self.dtype = check_precision(self.device, precision)
+        self.dtype = stylize_dtype(self.device, precision)
         self.channels_last = channels_last
         self.compile_shapes = compile_shapes
         source = net.eval().to(self.device)
@@ -92,7 +75,7 @@ class Stylizer:
         self.forward: Callable[[Tensor], Tensor] = net
         if compile and self.device.type == "cpu" and (self.dtype == torch.float32 or self.cast):
             self.forward = CompiledNetwork(net, digest or network_digest(source),
-                                           short_name(self.dtype), channels_last)
+                                           short_of_dtype(self.dtype), channels_last)
         elif compile:
             self.forward = torch.compile(net, dynamic=False, options={"freezing": True})
 

@@ -20,7 +20,7 @@ from fast_nst.optimizer.loss import autocast_dtype, build_loss, check_size
 
 
 class ClipStylizer:
-    """Stylizes a clip frame by frame for `fast_nst.inference.video.stylize_video`: each frame
+    """Stylizes a clip frame by frame for `fast_nst.core.video.stylize_video`: each frame
     is optimized from a blend of itself and the previous output aligned to it, with a temporal
     loss (masked MSE to that aligned output). One encoder and one set of style targets serve
     the whole clip."""
@@ -79,7 +79,7 @@ class ClipStylizer:
 
 def stylize_clip(cfg: GatysConfig, src: str, dst: Path) -> Path:
     """A video file, optimized frame by frame with the temporal loss (see ClipStylizer)."""
-    from fast_nst.inference.video import is_video, stylize_video  # PyAV loads only for video
+    from fast_nst.core.video import is_video, stylize_video  # PyAV loads only for video
 
     if not is_video(dst):
         dst = dst.with_suffix(Path(src).suffix)

@@ -160,3 +160,18 @@ def loss_weights(cfg: GatysConfig, convention: str) -> LossWeights:
         style=0.0 if cfg.task == "reconstruct" else pick(cfg.style_weight, "style"),
         tv=pick(cfg.tv_weight, "tv"),
     )
+
+
+def training_gatys_config(meta: dict[str, Any], style: str, content: str, size: int,
+                          vgg: dict[str, Any], **overrides: Any) -> GatysConfig:
+    """An optimizer config with a training run's loss, from the `meta` it records (see
+    `StyleTransferModule.export_meta`: `loss` with resolved weights, `style_size`)."""
+    loss = meta["loss"]
+    content_layers, style_layers = dict(loss["content_layers"]), dict(loss["style_layers"])
+    return validate(GatysConfig(
+        task="transfer", content=content, style=style, size=size,
+        style_size=meta.get("style_size"),
+        content_layers=list(content_layers), content_layer_weights=list(content_layers.values()),
+        style_layers=list(style_layers), style_layer_weights=list(style_layers.values()),
+        content_weight=loss["content_weight"], style_weight=loss["style_weight"],
+        tv_weight=loss["tv_weight"], optimizer="lbfgs", vgg=VGGConfig(**vgg), **overrides))

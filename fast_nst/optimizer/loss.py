@@ -13,9 +13,9 @@ from fast_nst.core.images import resize
 from fast_nst.core.losses import PerceptualLoss, StyleTarget
 from fast_nst.core.perceptual import build_perceptual_loss
 from fast_nst.core.vgg import check_side, resolve_convention
-from fast_nst.device import resolve_precision
 from fast_nst.errors import FastNSTError
 from fast_nst.optimizer.config import GatysConfig, layer_weights, loss_weights
+from fast_nst.precision import DTYPES, resolve_precision
 
 
 def build_loss(cfg: GatysConfig, device: torch.device | str = "cpu") -> PerceptualLoss:
@@ -59,7 +59,7 @@ def autocast_dtype(cfg: GatysConfig, device: torch.device) -> torch.dtype | None
     precision = resolve_precision(cfg.precision, device)
     if precision.warning:
         warnings.warn(precision.warning, stacklevel=2)
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision.short)
+    return None if precision.short == "fp32" else DTYPES[precision.short]
 
 
 @torch.no_grad()

@@ -1,2 +1,2 @@
-"""Studies and reports: classic experiments, ground-truth comparison, flicker,
-calibration, contact sheets."""
+"""Studies: the classic optimizer experiments, the networks against the optimizer (compare),
+flicker, and the demo."""

@@ -9,7 +9,7 @@ the same image from content init and from noise init under exactly that loss. Re
 optimizer's loss after each checkpoint (25, 50, 100, 200, 300 iterations; the best image so
 far, as L-BFGS without a line search is not monotone), the first iteration whose loss is at or
 below the network's, the time the optimizer took to get there and the network's forward time.
-Output in the run folder (`fast_nst.studies.compare_report`): compare.md, compare.csv,
+Output in the run folder (`fast_nst.reports.compare`): compare.md, compare.csv,
 compare_<size>.png and compare_curves.json (every iteration's loss, raw and best so far).
 """
 
@@ -28,16 +28,15 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from fast_nst.core.losses import PerceptualLoss
-from fast_nst.core.vgg import VGGConfig
 from fast_nst.device import pick_device
 from fast_nst.errors import FastNSTError
-from fast_nst.inference.models import StyleModel, bundled_models, load_model
 from fast_nst.inference.runtime import Stylizer
-from fast_nst.optimizer.config import GatysConfig, validate
+from fast_nst.model.files import StyleModel, bundled_models, load_model
+from fast_nst.optimizer.config import GatysConfig, training_gatys_config
 from fast_nst.optimizer.inputs import load_inputs
 from fast_nst.optimizer.loop import run
 from fast_nst.optimizer.loss import build_loss, final_losses, style_targets
-from fast_nst.studies.compare_report import write_report
+from fast_nst.reports.compare import write_report
 
 
 @dataclass
@@ -88,21 +87,6 @@ def gatys_config(model: StyleModel, content: str, size: int, vgg: dict[str, Any]
                            f"weights, not {vgg.get('convention')}; pick the matching vgg=...")
     return training_gatys_config(model.meta, style_image(model, shared), content, size, vgg,
                                  **overrides)
-
-
-def training_gatys_config(meta: dict[str, Any], style: str, content: str, size: int,
-                          vgg: dict[str, Any], **overrides: Any) -> GatysConfig:
-    """An optimizer config with a training run's loss, from the `meta` it records (see
-    `StyleTransferModule.export_meta`: `loss` with resolved weights, `style_size`)."""
-    loss = meta["loss"]
-    content_layers, style_layers = dict(loss["content_layers"]), dict(loss["style_layers"])
-    return validate(GatysConfig(
-        task="transfer", content=content, style=style, size=size,
-        style_size=meta.get("style_size"),
-        content_layers=list(content_layers), content_layer_weights=list(content_layers.values()),
-        style_layers=list(style_layers), style_layer_weights=list(style_layers.values()),
-        content_weight=loss["content_weight"], style_weight=loss["style_weight"],
-        tv_weight=loss["tv_weight"], optimizer="lbfgs", vgg=VGGConfig(**vgg), **overrides))
 
 
 def time_forward(net: Callable[[Tensor], Tensor], image: Tensor, repeats: int = 3

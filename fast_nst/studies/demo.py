@@ -13,10 +13,10 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from fast_nst.core.images import save_image
-from fast_nst.inference.models import load_model
+from fast_nst.core.sizes import target_size
 from fast_nst.inference.pipeline import Pipeline, StylizeOptions
-from fast_nst.inference.sizes import target_size
-from fast_nst.studies import sheet
+from fast_nst.model.files import load_model
+from fast_nst.reports import sheet
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")  # in skimage.data, no download
 PHOTO_SIZE = 512  # long side of the sample photos, px

@@ -24,8 +24,8 @@ from fast_nst.core.vgg import canonical_layer, resolve_convention
 from fast_nst.errors import FastNSTError
 from fast_nst.optimizer.config import GatysConfig, validate
 from fast_nst.optimizer.loop import GatysResult, run
-from fast_nst.studies.report import markdown_table, pyplot, save_figure, write_csv, write_text
-from fast_nst.studies.sheet import grid
+from fast_nst.reports.sheet import grid
+from fast_nst.reports.tables import markdown_table, pyplot, save_figure, write_csv, write_text
 
 EXPERIMENTS = ("reconstruction", "texture", "style_weights", "init", "optimizers")
 LOSS_KEYS = ("content", "style", "tv", "total")

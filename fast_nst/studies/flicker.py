@@ -27,13 +27,13 @@ from fast_nst.core.losses import LossWeights, PerceptualLoss, as_layer_weights
 from fast_nst.core.perceptual import build_perceptual_loss
 from fast_nst.core.temporal import KnownMotion, Window, synthetic_clip, temporal_error
 from fast_nst.core.vgg import VGGConfig
+from fast_nst.core.video import VideoWriter, tensor_to_frame
 from fast_nst.errors import FastNSTError
-from fast_nst.inference.models import load_model
 from fast_nst.inference.runtime import Stylizer
-from fast_nst.inference.video import VideoWriter, tensor_to_frame
+from fast_nst.model.files import load_model
 from fast_nst.optimizer.clip import ClipStylizer
 from fast_nst.optimizer.config import GatysConfig, validate
-from fast_nst.studies.report import markdown_table, write_csv, write_text
+from fast_nst.reports.tables import markdown_table, write_csv, write_text
 
 FrameFn = Callable[[Tensor], Tensor]
 

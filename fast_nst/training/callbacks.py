@@ -13,8 +13,8 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_info
 
 from fast_nst.device import keep_freed_memory
+from fast_nst.model.files import export_model
 from fast_nst.training.module import StyleTransferModule
-from fast_nst.training.network import export_model
 
 
 class ExportModel(pl.Callback):

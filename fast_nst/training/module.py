@@ -5,7 +5,7 @@ The module holds the transformation network (`self.net`, so its weights are the 
 every checkpoint) and a `PerceptualLoss` over a frozen VGG19. The frozen VGG is left out of
 checkpoints (it is rebuilt from the config), so a checkpoint is a few MB, not 80.
 
-Checkpoint contract with `fast_nst.inference.models`: `hyper_parameters["net"]` is
+Checkpoint contract with `fast_nst.model.files`: `hyper_parameters["net"]` is
 `asdict(NetConfig)`, `hyper_parameters["style_name"]` the style's name, and the network weights
 are `net.*`. The `loss` and `optim` groups are dataclasses in `fast_nst.training.settings`.
 """
@@ -35,7 +35,7 @@ from fast_nst.core.perceptual import build_perceptual_loss
 from fast_nst.core.temporal import stability_loss
 from fast_nst.core.vgg import VGGConfig, check_side
 from fast_nst.errors import FastNSTError
-from fast_nst.training.network import NetConfig, TransformerNet
+from fast_nst.model.network import NetConfig, TransformerNet
 from fast_nst.training.settings import LossConfig, OptimConfig
 from fast_nst.training.warm_start import warm_start
 
@@ -61,7 +61,8 @@ class StyleTransferModule(pl.LightningModule):
         init: a trained model file (anything `stylize.py` loads) whose weights start the
             network: the fast way to a new style (a warm start).
         calibration: how the style weight was chosen (`loss.style_weight=auto`; the grid's
-            numbers from `fast_nst.studies.calibrate`), kept in the hyper-parameters and the `meta`.
+            numbers from `fast_nst.training.calibrate`), kept in the hyper-parameters and the
+            `meta`.
     """
 
     def __init__(self, style_name: str, style_image: str, style_size: int | None = 512,

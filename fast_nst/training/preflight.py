@@ -17,7 +17,7 @@ from fast_nst.configs import to_dataclass
 from fast_nst.core.losses import as_layer_weights
 from fast_nst.core.vgg import check_side
 from fast_nst.errors import FastNSTError
-from fast_nst.training.network import NetConfig
+from fast_nst.model.network import NetConfig
 from fast_nst.training.resume import check_checkpoint, check_run_folder
 from fast_nst.training.settings import LossConfig, OptimConfig
 from fast_nst.training.warm_start import warm_start

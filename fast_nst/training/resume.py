@@ -19,8 +19,8 @@ from typing import Any
 import pytorch_lightning as pl
 
 from fast_nst.errors import FastNSTError, Interrupted
+from fast_nst.model.network import SHAPE_FIELDS
 from fast_nst.safe_load import load_torch_file
-from fast_nst.training.network import SHAPE_FIELDS
 
 _CHECKPOINT_KEYS = ("state_dict", "hyper_parameters", "global_step", "optimizer_states")
 

@@ -15,7 +15,7 @@ from fast_nst.errors import FastNSTError
 # Johnson et al. 2016 (VGG16 names, present in VGG19): the layers when the config gives none.
 JOHNSON_LAYERS = {"content": ("relu2_2",), "style": ("relu1_2", "relu2_2", "relu3_3", "relu4_3")}
 
-# loss.style_weight=auto: train.py measures a weight first (fast_nst.studies.calibrate) and puts
+# loss.style_weight=auto: train.py measures a weight first (fast_nst.training.calibrate) and puts
 # it here.
 AUTO = "auto"
 
@@ -78,7 +78,7 @@ def _weight(name: str, value: Any) -> float:
     """A loss weight from the config: a number; `auto` and other words are one-line errors."""
     if value == AUTO and name == "style":
         raise FastNSTError("loss.style_weight=auto is resolved by train.py before training "
-                           "(fast_nst.studies.calibrate.auto_style_weight); give a number here")
+                           "(fast_nst.training.calibrate.auto_style_weight); give a number here")
     try:
         return float(value)
     except (TypeError, ValueError):

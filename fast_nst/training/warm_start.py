@@ -1,6 +1,6 @@
 """Warm start: begin training from a trained model file (anything `stylize.py` loads) instead of
 random weights, the fast way to a new style. The architecture must match the config's, except
-that a narrower network is widened to the config's width (`fast_nst.training.widen`).
+that a narrower network is widened to the config's width (`fast_nst.model.widen`).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass
 from pytorch_lightning.utilities import rank_zero_info
 
 from fast_nst.errors import FastNSTError
-from fast_nst.inference.models import load_model  # the one model loader (export, ckpt, examples)
-from fast_nst.training.network import SHAPE_FIELDS, NetConfig, TransformerNet
-from fast_nst.training.widen import can_widen, widen
+from fast_nst.model.files import load_model  # the one model loader (export, ckpt, examples
+from fast_nst.model.network import SHAPE_FIELDS, NetConfig, TransformerNet
+from fast_nst.model.widen import can_widen, widen
 
 
 @dataclass

@@ -19,13 +19,13 @@ from pathlib import Path
 from PIL import Image
 
 from fast_nst.core.images import image_header, save_image
+from fast_nst.core.sizes import load_pixels, target_size
+from fast_nst.core.video import READ_EXTENSIONS, is_video, probe, stylize_video
 from fast_nst.errors import FastNSTError
 from fast_nst.inference.jobs import safe_name
-from fast_nst.inference.models import StyleModel, load_model
 from fast_nst.inference.pipeline import Pipeline, StylizeOptions
-from fast_nst.inference.sizes import load_pixels, target_size
-from fast_nst.inference.video import READ_EXTENSIONS, is_video, probe, stylize_video
-from fast_nst.studies import sheet
+from fast_nst.model.files import StyleModel, load_model
+from fast_nst.reports import sheet
 from fast_nst.studies.demo import sample_photos
 
 # Output size choices on the page: label -> long side in px (None: the input's own size).
@@ -142,7 +142,7 @@ def stylize_photo(cache: ModelCache, model: Path, photo: Path, options: StylizeO
 def stylize_clip(cache: ModelCache, model: Path, clip: Path, options: StylizeOptions,
                  folder: Path, limits: Limits = Limits(),
                  on_frame: Callable[[int, int | None], None] | None = None) -> Path:
-    """A short clip through `fast_nst.inference.video.stylize_video` (audio kept) to an .mp4;
+    """A short clip through `fast_nst.core.video.stylize_video` (audio kept) to an .mp4;
     `on_frame(done, total)` reports progress. Longer clips than the limit are refused."""
     if not is_video(clip):
         raise FastNSTError(f"{clip} is not a video clip ({' '.join(READ_EXTENSIONS)})")

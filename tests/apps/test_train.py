@@ -13,8 +13,9 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from fast_nst.device import auto_precision
-from fast_nst.training.network import NetConfig, net_from_export
+from fast_nst.model.files import net_from_export
+from fast_nst.model.network import NetConfig
+from fast_nst.precision import auto_precision
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,7 +18,7 @@ from torchvision.models import vgg19
 
 from fast_nst import FastNSTError
 from fast_nst.core.vgg import VGGEncoder
-from fast_nst.inference.models import load_model
+from fast_nst.model.files import load_model
 from tests.app_helpers import write_photo
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from fast_nst.inference import aot
-from fast_nst.inference.models import load_model
 from fast_nst.inference.pipeline import Pipeline, StylizeOptions
 from fast_nst.inference.runtime import Stylizer
+from fast_nst.model.files import load_model
 from tests.stylize_helpers import tiny_net
 from tests.tolerance import PIXEL_ATOL
 

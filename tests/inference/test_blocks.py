@@ -8,7 +8,7 @@ import torch
 
 from fast_nst.inference.blocks import BlockConv, with_block_output
 from fast_nst.inference.runtime import Stylizer
-from fast_nst.training.network import ConvLayer, TransformerNet, UpsampleConvLayer
+from fast_nst.model.network import ConvLayer, TransformerNet, UpsampleConvLayer
 from tests.tolerance import FLOAT64_ATOL, PIXEL_ATOL
 
 

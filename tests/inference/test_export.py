@@ -7,7 +7,7 @@ import torch
 
 from fast_nst import FastNSTError
 from fast_nst.inference.export import export_file
-from fast_nst.inference.models import load_model
+from fast_nst.model.files import load_model
 from tests.tolerance import PIXEL_ATOL
 
 

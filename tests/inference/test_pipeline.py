@@ -9,11 +9,8 @@ import torch
 from PIL import Image
 
 from fast_nst.inference.jobs import plan_jobs
-from fast_nst.inference.models import (
-    bundled_models,
-    load_model,
-)
 from fast_nst.inference.pipeline import Pipeline, StylizeOptions, plan_work, stylize_paths
+from fast_nst.model.files import bundled_models, load_model
 from tests.stylize_helpers import QUIET, read, tiny_model, write_photo, write_photos
 
 

@@ -11,7 +11,7 @@ from fast_nst import FastNSTError
 from fast_nst.core.color import rgb_to_yiq
 from fast_nst.inference.pipeline import StylizeOptions, stylize_paths
 from fast_nst.inference.runtime import Stylizer, finish
-from fast_nst.training.network import NetConfig, TransformerNet
+from fast_nst.model.network import NetConfig, TransformerNet
 from tests.stylize_helpers import QUIET, read, write_photo
 
 

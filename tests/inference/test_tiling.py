@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 from fast_nst import FastNSTError
-from fast_nst.inference.models import StyleModel
 from fast_nst.inference.pipeline import Pipeline, StylizeOptions, stylize_paths
 from fast_nst.inference.tiling import stylize_tiled
-from fast_nst.training.network import TransformerNet
+from fast_nst.model.files import StyleModel
+from fast_nst.model.network import TransformerNet
 from tests.stylize_helpers import QUIET, photo, tiny_net, write_photo
 
 

@@ -10,11 +10,11 @@ import torch
 
 from fast_nst.core.images import save_image
 from fast_nst.errors import FastNSTError
-from fast_nst.inference.models import load_model
+from fast_nst.model.files import export_model, load_model
+from fast_nst.model.network import TransformerNet
 from fast_nst.optimizer.inputs import load_inputs
 from fast_nst.optimizer.loss import build_loss, style_targets
 from fast_nst.studies.compare import Curve, compare, gatys_config
-from fast_nst.training.network import TransformerNet, export_model
 
 VGG = {"weights": "random", "convention": "torchvision", "pooling": "max"}
 LOSS = {"content_layers": {"relu2_1": 1.0}, "style_layers": {"relu1_1": 1.0, "relu2_1": 0.5},

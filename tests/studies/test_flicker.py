@@ -7,9 +7,10 @@ import torch
 
 from fast_nst.core.images import save_image
 from fast_nst.errors import FastNSTError
+from fast_nst.model.files import export_model
+from fast_nst.model.network import TransformerNet
 from fast_nst.studies.flicker import make_clip
 from fast_nst.studies.flicker import run as flicker_run
-from fast_nst.training.network import TransformerNet, export_model
 
 
 def test_flicker_command_end_to_end(tmp_path, style_file) -> None:

@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 import torch
 from PIL import Image
 
-from fast_nst.inference.models import load_model
+from fast_nst.model.files import load_model
 from tests.app_helpers import load_script, write_photo
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,9 +14,9 @@ import torch
 
 from fast_nst import FastNSTError
 from fast_nst.core.images import save_image
-from fast_nst.inference.models import EXAMPLES_CONFIG
+from fast_nst.model.files import EXAMPLES_CONFIG, export_model
+from fast_nst.model.network import NetConfig, TransformerNet
 from fast_nst.training.module import StyleTransferModule
-from fast_nst.training.network import NetConfig, TransformerNet, export_model
 from tests.tolerance import float64
 from tests.training.helpers import train_steps
 

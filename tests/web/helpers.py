@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fast_nst.inference.models import bundled_models
+from fast_nst.model.files import bundled_models
 
 MODELS = bundled_models()
 STYLE = "udnie"

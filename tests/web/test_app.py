@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fast_nst.inference.video import stylize_video
+from fast_nst.core.video import stylize_video
 from fast_nst.web import jobs as web_jobs
 from fast_nst.web.jobs import (
     Limits,
 )
-from tests.inference.test_video import make_clip
+from tests.core.test_video import make_clip
 from tests.web.helpers import JUNK_MODEL, MODELS, STYLE, cat_photo, pixels
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -21,7 +21,7 @@ from fast_nst.web.jobs import (
     stylize_clip,
     stylize_photo,
 )
-from tests.inference.test_video import make_clip
+from tests.core.test_video import make_clip
 from tests.web.helpers import JUNK_MODEL, MODELS, STYLE, cat_photo, pixels
 
 

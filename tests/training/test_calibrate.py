@@ -15,13 +15,15 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from fast_nst.cli import training_config
 from fast_nst.core.images import load_image, save_image
 from fast_nst.core.losses import LossWeights, PerceptualLoss
 from fast_nst.core.vgg import VGGEncoder
 from fast_nst.errors import FastNSTError
-from fast_nst.studies.calibrate import calibrate as run_calibration
-from fast_nst.studies.calibrate import setup_from_training, training_config
-from fast_nst.studies.calibration import Rule, Settings, suggest
+from fast_nst.reports.calibration import write_report
+from fast_nst.training.calibrate import calibrate as run_calibration
+from fast_nst.training.calibrate import setup_from_training
+from fast_nst.training.calibration import Rule, Settings, suggest
 from fast_nst.training.module import StyleTransferModule
 from fast_nst.training.photos import val_transform
 from fast_nst.training.settings import LossConfig
@@ -61,7 +63,8 @@ def test_setup_is_the_trainers_loss(files) -> None:
 
 def test_table_holds_the_measured_numbers(files, tmp_path) -> None:
     setup = setup_from_training(training_config(tiny_overrides(files)))
-    result = run_calibration(setup, tiny_settings(files), tmp_path)
+    result = run_calibration(setup, tiny_settings(files))
+    write_report(result, tmp_path)
     for name in ("calibration.png", "calibration.csv", "calibration.md"):
         assert (tmp_path / name).stat().st_size > 0
     assert not list(tmp_path.glob(".*tmp*"))  # no half-written files left behind

@@ -1,4 +1,4 @@
-"""fast_nst.studies.calibration: the rule that suggests a style weight, on hand-made numbers."""
+"""fast_nst.training.calibration: the rule that suggests a style weight, on hand-made numbers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 
 from fast_nst.errors import FastNSTError
-from fast_nst.studies.calibration import Rule, Settings, crossing, suggest, weight_range
+from fast_nst.training.calibration import Rule, Settings, crossing, suggest, weight_range
 
 
 def test_rule_picks_the_interpolated_style_crossing() -> None:

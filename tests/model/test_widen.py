@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from fast_nst import FastNSTError
-from fast_nst.training.network import NetConfig, TransformerNet
-from fast_nst.training.widen import can_widen, widen
+from fast_nst.model.network import NetConfig, TransformerNet
+from fast_nst.model.widen import can_widen, widen
 from tests.tolerance import FLOAT64_ATOL, float64
 
 

@@ -1,4 +1,4 @@
-"""fast_nst.inference.models: every model kind loads (and stylizes), the bundled models,
+"""fast_nst.model.files: every model kind loads (and stylizes), the bundled models,
 and files that are not models."""
 
 from __future__ import annotations
@@ -12,13 +12,8 @@ from PIL import Image
 
 from fast_nst import FastNSTError
 from fast_nst.core.images import load_image
-from fast_nst.inference.models import (
-    BUNDLED_MODELS,
-    bundled_models,
-    load_model,
-)
 from fast_nst.inference.pipeline import StylizeOptions, stylize_paths
-from fast_nst.training.network import export_model
+from fast_nst.model.files import BUNDLED_MODELS, bundled_models, export_model, load_model
 from tests.stylize_helpers import QUIET, fake_checkpoint, fake_examples_pth, tiny_net, write_photo
 
 ROOT = Path(__file__).resolve().parents[2]

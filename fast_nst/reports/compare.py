@@ -9,7 +9,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from fast_nst.studies.report import markdown_table, pyplot, save_figure, write_csv, write_text
+from fast_nst.reports.tables import markdown_table, pyplot, save_figure, write_csv, write_text
 
 
 def _cell(value: Any, digits: int = 4) -> str:

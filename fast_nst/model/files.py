@@ -1,21 +1,58 @@
-"""Model files: our exported .pt, a Lightning .ckpt or a pytorch/examples fast_neural_style .pth,
-each turned into a `StyleModel` (the network plus where it came from); the bundled models.
+"""Model files, written and read: the compact `.pt` that train.py exports (`export_model`), and
+every file stylize accepts (that `.pt`, a Lightning `.ckpt`, a pytorch/examples
+fast_neural_style `.pth`), each turned into a `StyleModel` (the network plus where it came from);
+the bundled models.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from fast_nst.configs import to_dataclass
+from fast_nst.core.images import atomic_path
 from fast_nst.errors import FastNSTError
+from fast_nst.model.network import NetConfig, TransformerNet
 from fast_nst.safe_load import load_torch_file
-from fast_nst.training.network import NetConfig, TransformerNet, is_exported, net_from_export
+
+EXPORT_FORMAT = "fast_nst.transformer"  # a file-format name, kept from the first release
+EXPORT_VERSION = 1
+
+
+def export_model(net: TransformerNet, path: str | os.PathLike, *, style: str,
+                 meta: dict[str, Any] | None = None, half: bool = False) -> Path:
+    """Write the compact model file that `stylize.py` reads (atomically).
+
+    Holds weights (fp16 storage when `half`), the network config, the style name and `meta`
+    (the training settings that matter: plain Python values only).
+    """
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu()
+             for k, v in net.state_dict().items()}
+    payload = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "style": style,
+               "config": asdict(net.config), "meta": dict(meta or {}), "state_dict": state}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def is_exported(payload: Any) -> bool:
+    return isinstance(payload, dict) and payload.get("format") == EXPORT_FORMAT
+
+
+def net_from_export(payload: dict[str, Any]) -> TransformerNet:
+    """Rebuild a TransformerNet from an `export_model` payload (weights cast to float32)."""
+    net = TransformerNet(to_dataclass(NetConfig, payload["config"], "the model file's network"))
+    state = {k: v.float() if v.is_floating_point() else v
+             for k, v in payload["state_dict"].items()}
+    net.load_state_dict(state)
+    return net.eval()
+
 
 MODEL_KINDS = ("export", "checkpoint", "examples")
 EXAMPLES_CONFIG = dict(width="full", n_residual=5, norm="instance", upsample="nearest",

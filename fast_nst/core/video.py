@@ -21,8 +21,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from fast_nst.core.images import atomic_path
+from fast_nst.core.sizes import target_size
 from fast_nst.errors import FastNSTError
-from fast_nst.inference.sizes import target_size
 
 FrameFn = Callable[[Tensor], Tensor]
 

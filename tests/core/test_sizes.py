@@ -1,4 +1,4 @@
-"""fast_nst.inference.sizes: --size and --scale."""
+"""fast_nst.core.sizes: --size and --scale."""
 
 from __future__ import annotations
 

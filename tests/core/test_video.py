@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from fast_nst import FastNSTError
+from fast_nst.core.video import is_video, probe, read_frames, stylize_video
 from fast_nst.inference.pipeline import StylizeOptions, stylize_paths
-from fast_nst.inference.video import is_video, probe, read_frames, stylize_video
-from fast_nst.training.network import NetConfig, TransformerNet, export_model
+from fast_nst.model.files import export_model
+from fast_nst.model.network import NetConfig, TransformerNet
 
 FRAMES, SIZE, RATE = 8, 32, 12
 

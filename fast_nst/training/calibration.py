@@ -1,6 +1,6 @@
 """The style-weight calibration's numbers: settings, measured cells, the rule that suggests a
 weight, and what the model meta and TensorBoard keep. The measuring is in
-`fast_nst.studies.calibrate`, the grid, CSV and Markdown in `fast_nst.studies.calibration_report`.
+`fast_nst.training.calibrate`, the grid, CSV and Markdown in `fast_nst.reports.calibration`.
 
 Two scale-free measures per optimized image (the same for caffe and torchvision features):
 - style progress: how far its style loss has fallen from the photo's own style loss towards

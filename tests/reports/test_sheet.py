@@ -1,4 +1,4 @@
-"""fast_nst.studies.sheet: labelled contact sheets."""
+"""fast_nst.reports.sheet: labelled contact sheets."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fast_nst.studies.sheet import grid
+from fast_nst.reports.sheet import grid
 
 
 def test_sheet_grid_labels_and_atomic_save(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from torch import Tensor
 from fast_nst.core.images import output_format, save_image
 from fast_nst.optimizer.config import GatysConfig, validate
 from fast_nst.optimizer.loop import GatysResult, run
-from fast_nst.studies.report import write_csv
+from fast_nst.reports.tables import write_csv
 
 
 class Recorder:

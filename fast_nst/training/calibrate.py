@@ -10,7 +10,7 @@ photo gets near that image in tens of iterations. So for a few photos and a log-
 style weights this runs short L-BFGS transfers under exactly the trainer's loss (train.py's
 config composed with the given overrides: layers, VGG weights, style image and size, content and
 TV weights, photos centre-cropped to data.image_size as in validation) and suggests a weight by
-`fast_nst.studies.calibration.suggest` (the rule and how its constants were set: docs/calibrate.md).
+`fast_nst.training.calibration.suggest` (the rule and its constants: docs/calibrate.md).
 Output in the run folder: calibration.png (the grid), calibration.csv and calibration.md.
 """
 
@@ -24,23 +24,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from fast_nst.cli import CONF_ROOT, describe_config_error, register_schemas
 from fast_nst.configs import to_dataclass
 from fast_nst.core.images import load_image, open_image
 from fast_nst.core.losses import PerceptualLoss
 from fast_nst.core.vgg import VGGConfig, resolve_convention
 from fast_nst.device import pick_device
 from fast_nst.errors import FastNSTError
-from fast_nst.optimizer.config import GatysConfig
+from fast_nst.optimizer.config import GatysConfig, training_gatys_config
 from fast_nst.optimizer.loop import make_optimizer, optimize
 from fast_nst.optimizer.loss import build_loss
-from fast_nst.studies.calibration import (
+from fast_nst.training.calibration import (
     Calibration,
     Cell,
     Reference,
@@ -48,8 +46,6 @@ from fast_nst.studies.calibration import (
     suggest,
     weight_range,
 )
-from fast_nst.studies.calibration_report import write_report
-from fast_nst.studies.compare import training_gatys_config
 from fast_nst.training.photos import val_transform
 from fast_nst.training.settings import AUTO, LossConfig
 
@@ -64,34 +60,6 @@ class Setup:
     image_size: int
     overrides: list[str]  # train.py overrides that give this config (for the printed command)
     default_style_weight: float  # the loss's style weight when none is given (the range's unit)
-
-
-# --------------------------------------------------------------------------- the training config
-def training_config(overrides: list[str]) -> DictConfig:
-    """train.py's config composed with `overrides`, as train.py would compose it. Inside
-    another Hydra app, Hydra's global state is set aside and restored (and `${hydra:...}` paths
-    resolve to that app's); outside one, this run's Hydra config is set from the composition."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-    from hydra.initialize import get_gh_backup, restore_gh_from_backup
-
-    backup = get_gh_backup()
-    GlobalHydra.instance().clear()
-    try:
-        register_schemas()
-        with initialize_config_dir(str(CONF_ROOT), version_base="1.3", job_name="train"):
-            cfg = compose("train", overrides=overrides, return_hydra_config=True)
-        if not HydraConfig.initialized():
-            HydraConfig.instance().set_config(cfg)
-        with open_dict(cfg):
-            del cfg["hydra"]
-        return cfg
-    except HydraException as err:
-        detail = describe_config_error(err) or str(err).splitlines()[0]
-        raise FastNSTError(f"in train=[...]: {detail}") from err
-    finally:
-        restore_gh_from_backup(backup)
 
 
 def setup_from_training(cfg: DictConfig, overrides: list[str] | None = None) -> Setup:
@@ -219,13 +187,13 @@ def measure(setup: Setup, settings: Settings) -> Calibration:
                        time.perf_counter() - tic)
 
 
-def calibrate(setup: Setup, settings: Settings, folder: Path) -> Calibration:
-    """Measure, apply the rule, write the grid and the tables into `folder`."""
+def calibrate(setup: Setup, settings: Settings) -> Calibration:
+    """Measure, apply the rule, and say the train.py command that follows (the grid and the
+    tables are `fast_nst.reports.calibration.write_report`)."""
     result = measure(setup, settings)
     result.suggestion = suggest(result.weights, result.mean_progress(),
                                 result.mean_content_ratio(), settings.rule)
     result.command = train_command(setup, result.suggestion.weight)
-    write_report(result, folder)
     return result
 
 
@@ -233,21 +201,3 @@ def train_command(setup: Setup, weight: float) -> str:
     """The train.py command line that trains with `weight` and this calibration's loss."""
     kept = [o for o in setup.overrides if not o.startswith("loss.style_weight=")]
     return " ".join(["python train.py", *kept, f"loss.style_weight={weight:g}"])
-
-
-# --------------------------------------------------------------------------- train.py
-def auto_style_weight(cfg: DictConfig) -> Calibration | None:
-    """With loss.style_weight=auto: calibrate into `<run>/calibration/`, put the chosen weight
-    into `cfg.loss.style_weight` and return the result (None when the weight is given)."""
-    if cfg.loss.get("style_weight") != AUTO:
-        return None
-    run = HydraConfig.get()
-    setup = setup_from_training(cfg, list(run.overrides.task))
-    folder = Path(run.runtime.output_dir) / "calibration"
-    folder.mkdir(parents=True, exist_ok=True)
-    settings: Settings = OmegaConf.to_object(cfg.calibration)  # type: ignore[assignment]
-    result = calibrate(setup, settings, folder)
-    cfg.loss.style_weight = result.suggestion.weight
-    print(f"calibration: loss.style_weight={result.suggestion.weight:g} "
-          f"({result.suggestion.reason}); grid in {folder}")
-    return result

@@ -1,4 +1,4 @@
-"""The report of a style-weight calibration (`fast_nst.studies.calibration.Calibration`):
+"""The report of a style-weight calibration (`fast_nst.training.calibration.Calibration`):
 calibration.png (photos down the side, one column per style weight), calibration.csv (every
 cell) and calibration.md (the suggestion, the command, the means per weight, every cell)."""
 
@@ -9,9 +9,9 @@ from typing import Any
 
 from PIL import Image
 
-from fast_nst.studies.calibration import Calibration
-from fast_nst.studies.report import markdown_table, write_csv, write_text
-from fast_nst.studies.sheet import grid, save
+from fast_nst.reports.sheet import grid, save
+from fast_nst.reports.tables import markdown_table, write_csv, write_text
+from fast_nst.training.calibration import Calibration
 
 
 def make_sheet(result: Calibration) -> Image.Image:

@@ -1,4 +1,4 @@
-"""fast_nst.training.network: the transformation network (any size in, same size out, tiny
+"""fast_nst.model.network: the transformation network (any size in, same size out, tiny
 images included), its options and its exported .pt file."""
 
 from __future__ import annotations
@@ -9,13 +9,8 @@ from PIL import Image
 
 import stylize as stylize_app
 from fast_nst import FastNSTError
-from fast_nst.training.network import (
-    DeconvLayer,
-    NetConfig,
-    TransformerNet,
-    export_model,
-    net_from_export,
-)
+from fast_nst.model.files import export_model, net_from_export
+from fast_nst.model.network import DeconvLayer, NetConfig, TransformerNet
 from tests.app_helpers import MODEL, write_photo
 
 # pytorch/examples fast_neural_style TransformerNet keys (full width, 5 residual blocks).
@@ -96,7 +91,7 @@ def test_tiny_images_keep_their_size(h, w) -> None:
 
 def test_padding_is_unchanged_for_sizes_that_always_worked() -> None:
     """Sides of 5 px and more are padded to the next multiple of 4 only, as before."""
-    from fast_nst.training.network import padding
+    from fast_nst.model.network import padding
 
     assert [padding(s) for s in (5, 6, 7, 8, 9, 255, 256)] == [3, 2, 1, 0, 3, 1, 0]
     assert [padding(s) for s in (1, 2, 3, 4)] == [7, 6, 5, 4]

@@ -1,11 +1,11 @@
-"""fast_nst.optimizer.record: what a run leaves on disk."""
+"""fast_nst.reports.record: what a run leaves on disk."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from fast_nst.optimizer.config import GatysConfig
-from fast_nst.optimizer.record import run_to_folder
+from fast_nst.reports.record import run_to_folder
 from tests.optimizer.helpers import RANDOM, TINY
 
 

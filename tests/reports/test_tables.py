@@ -1,8 +1,8 @@
-"""fast_nst.studies.report: Markdown tables."""
+"""fast_nst.reports.tables: Markdown tables."""
 
 from __future__ import annotations
 
-from fast_nst.studies.report import markdown_table
+from fast_nst.reports.tables import markdown_table
 
 
 def test_markdown_table() -> None:

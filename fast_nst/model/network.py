@@ -1,4 +1,4 @@
-"""Johnson et al.'s image transformation network, and the compact `.pt` file it ships in.
+"""Johnson et al.'s image transformation network and its architecture settings (`NetConfig`).
 
 Module names follow pytorch/examples `fast_neural_style` (conv1, in1, res1 ... deconv3), so
 their `.pth` state dicts load into the full-width, instance-norm, upsample configuration.
@@ -6,17 +6,13 @@ their `.pth` state dicts load into the full-width, instance-norm, upsample confi
 
 from __future__ import annotations
 
-import os
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fast_nst.configs import to_dataclass
-from fast_nst.core.images import atomic_path
 from fast_nst.errors import FastNSTError
 
 WIDTHS = {"full": (32, 64, 128), "half": (16, 32, 64)}
@@ -160,36 +156,3 @@ MIN_SIDE = 8
 def padding(side: int) -> int:
     """Pixels added after a side of `side` px (the output is cropped back)."""
     return max(MIN_SIDE, side + (-side) % 4) - side
-
-
-EXPORT_FORMAT = "fast_nst.transformer"  # a file-format name, kept from the first release
-EXPORT_VERSION = 1
-
-
-def export_model(net: TransformerNet, path: str | os.PathLike, *, style: str,
-                 meta: dict[str, Any] | None = None, half: bool = False) -> Path:
-    """Write the compact model file that `stylize.py` reads (atomically).
-
-    Holds weights (fp16 storage when `half`), the network config, the style name and `meta`
-    (the training settings that matter: plain Python values only).
-    """
-    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu()
-             for k, v in net.state_dict().items()}
-    payload = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "style": style,
-               "config": asdict(net.config), "meta": dict(meta or {}), "state_dict": state}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return Path(path)
-
-
-def is_exported(payload: Any) -> bool:
-    return isinstance(payload, dict) and payload.get("format") == EXPORT_FORMAT
-
-
-def net_from_export(payload: dict[str, Any]) -> TransformerNet:
-    """Rebuild a TransformerNet from an `export_model` payload (weights cast to float32)."""
-    net = TransformerNet(to_dataclass(NetConfig, payload["config"], "the model file's network"))
-    state = {k: v.float() if v.is_floating_point() else v
-             for k, v in payload["state_dict"].items()}
-    net.load_state_dict(state)
-    return net.eval()

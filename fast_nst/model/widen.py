@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from fast_nst.errors import FastNSTError
-from fast_nst.training.network import WIDTHS, TransformerNet
+from fast_nst.model.network import WIDTHS, TransformerNet
 
 
 def _copies(old: int, new: int) -> Tensor:
