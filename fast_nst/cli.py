@@ -34,7 +34,7 @@ from fast_nst.errors import FastNSTError, exit_on_user_error, find_user_error, o
 from fast_nst.model.network import NetConfig
 from fast_nst.optimizer.config import GatysApp
 from fast_nst.training.calibration import Settings
-from fast_nst.training.settings import LossConfig, OptimConfig
+from fast_nst.training.settings import DistillLossConfig, LossConfig, OptimConfig
 
 Task = Callable[[Any], Any]
 # Lightning's loggers keep their own console handler and do not propagate to the root logger,
@@ -44,7 +44,8 @@ _MAX_LISTED = 40  # valid keys named in one error line
 # The one config root: a primary config per app (train, gatys, ...) over shared groups.
 CONF_ROOT = Path(__file__).resolve().parents[1] / "conf"
 SCHEMAS: dict[str, type] = {"style": StyleConfig, "vgg": VGGConfig, "model": NetConfig,
-                            "loss": LossConfig, "optim": OptimConfig, "calibration": Settings}
+                            "loss": LossConfig, "optim": OptimConfig, "calibration": Settings,
+                            "distillation": DistillLossConfig}
 
 
 def hydra_app(config_name: str) -> Callable[[Task], Callable[[], None]]:

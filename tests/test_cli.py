@@ -47,8 +47,9 @@ def test_group_files_start_from_the_schema_and_hold_only_what_differs(group) -> 
 
 
 @pytest.mark.parametrize(("override", "expected"), [
-    ("model.widht=full", "unknown config key 'model.widht'; valid keys in model: n_residual, "
-                         "norm, output, pixel_scale, upsample, width"),  # a schema: no + hint
+    ("model.widht=full", "unknown config key 'model.widht'; valid keys in model: block, "
+                         "downsample, end_kernel, n_residual, norm, output, pixel_scale, "
+                         "upsample, width"),  # a schema: no + hint
     ("trainer.foo=1", "unknown config key 'trainer.foo'"),
     ("optim.lr=fast", "Value 'fast' of type 'str' could not be converted to Float"),
 ])

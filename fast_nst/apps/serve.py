@@ -12,7 +12,7 @@ import atexit
 import shutil
 
 from fast_nst.errors import ArgumentParser, exit_on_user_error
-from fast_nst.model.files import BUNDLED_MODELS, bundled_models
+from fast_nst.model.files import BUNDLED_MODELS, bundled_models, fast_models
 from fast_nst.web.jobs import Limits
 
 
@@ -22,7 +22,8 @@ def build_parser() -> ArgumentParser:
                    "computer only)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--models", default=str(BUNDLED_MODELS),
-                   help="folder of .pt styles shown as thumbnails (default: the bundled models/)")
+                   help="folder of .pt styles shown as thumbnails, with their fast/ variants "
+                   "(default: the bundled models/)")
     p.add_argument("--max-frames", type=int, default=Limits.max_frames,
                    help="longest clip accepted, in frames (default %(default)s)")
     p.add_argument("--max-megapixels", type=float, default=Limits.max_megapixels,
@@ -36,7 +37,8 @@ def main(argv: list[str] | None = None) -> None:
     from fast_nst.web.app import App, check_port, launch  # Gradio: seconds, so not for --help
 
     check_port(args.host, args.port)
-    app = App(bundled_models(args.models),
+    # each style's fast variant (models/fast/) is a style of its own: "udnie (fast)"
+    app = App({**bundled_models(args.models), **fast_models(args.models)},
               Limits(max_frames=args.max_frames, max_megapixels=args.max_megapixels))
     atexit.register(shutil.rmtree, app.folder, ignore_errors=True)
     launch(app, args.host, args.port)

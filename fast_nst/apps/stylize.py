@@ -1,6 +1,7 @@
 """Stylize images, folders, large images and videos with a trained network; or export it.
 
     fast-nst-stylize --model candy.pt photo.jpg --output out.jpg   # or: python stylize.py ...
+    fast-nst-stylize --model udnie --fast clip.mp4 -o clip_udnie.mp4  # bundled, distilled
     python stylize.py --model candy.pt photos/ --recursive --output styled/ --size 1024
     python stylize.py --model candy.pt clip.mp4 --output clip_candy.mp4
     python stylize.py --model candy.pt --export onnx --output candy.onnx
@@ -21,6 +22,7 @@ from fast_nst.core.images import MAX_PIXELS
 from fast_nst.errors import ArgumentParser, FastNSTError, exit_on_user_error
 from fast_nst.inference.export import export_file
 from fast_nst.inference.pipeline import StylizeOptions, stylize_paths
+from fast_nst.model.files import find_model
 from fast_nst.precision import SHORT_NAMES
 
 DEFAULTS = StylizeOptions()  # the flags' defaults are the options' (written once)
@@ -30,7 +32,11 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="images, videos or folders")
     p.add_argument("--model", "--model-path", required=True,
-                   help="exported .pt from train.py, Lightning .ckpt, or fast_neural_style .pth")
+                   help="exported .pt from train.py, Lightning .ckpt, fast_neural_style .pth, "
+                   "or a bundled style's name (udnie)")
+    p.add_argument("--fast", action="store_true",
+                   help="use the model's fast variant (models/fast/<style>.pt, distilled: "
+                   "several times faster on a CPU, slightly less faithful)")
     p.add_argument("--output", "-o", "--output-image", dest="output",
                    help="output file (one input) or folder")
     p.add_argument("--content-image", action="append", default=[], help="same as INPUT")
@@ -122,6 +128,7 @@ def run(args: argparse.Namespace) -> None:
     """The command, once its arguments are parsed."""
     if args.export_onnx:
         args.export, args.output = "onnx", args.export_onnx
+    args.model = find_model(args.model, fast=args.fast)
     if args.output is None:
         raise FastNSTError("give --output (a file for one input, else a folder)")
     if args.export:

@@ -25,8 +25,9 @@ from fast_nst.model.network import TransformerNet
 class PortableNet(nn.Module):
     """TransformerNet.forward rewritten so that TorchScript and ONNX keep H and W dynamic.
 
-    (Tracing the original would freeze its pad-to-a-multiple-of-4 and crop sizes.) It shares
-    the original's parameters. Inputs need both sides >= 4 px (reflection padding).
+    (Tracing the original would freeze its pad-to-a-multiple and crop sizes.) It shares the
+    original's parameters and runs its layers in the same order, for every architecture.
+    Inputs need both sides >= 2x the padding multiple (8 px, 16 with three downsamplings).
     """
 
     def __init__(self, net: TransformerNet) -> None:
@@ -34,30 +35,24 @@ class PortableNet(nn.Module):
         c = net.config
         self.pixel_scale = float(c.pixel_scale)
         self.output_kind = c.output
-        self.nearest = c.upsample == "nearest"
-        self.head = nn.ModuleList([net.conv1, net.conv2, net.conv3])
-        self.head_norms = nn.ModuleList([net.in1, net.in2, net.in3])
-        self.blocks = nn.ModuleList([getattr(net, f"res{i}") for i in range(1, c.n_residual + 1)])
-        # Upsampling layers are split into their parts (TorchScript cannot compile super()).
-        up = [net.deconv1, net.deconv2]
-        self.up_pads = nn.ModuleList([m.reflection_pad if self.nearest else nn.Identity()
-                                      for m in up])
-        self.up_convs = nn.ModuleList([m.conv2d for m in up])
-        self.up_norms = nn.ModuleList([net.in4, net.in5])
+        self.multiple = c.multiple
+        self.down = nn.ModuleList([conv for conv, _ in net.down()])
+        self.down_norms = nn.ModuleList([norm for _, norm in net.down()])
+        self.blocks = nn.ModuleList(net.blocks())
+        self.up = nn.ModuleList([layer for layer, _ in net.up()])
+        self.up_norms = nn.ModuleList([norm for _, norm in net.up()])
         self.tail = net.deconv3
 
     def forward(self, images: Tensor) -> Tensor:
-        h, w = images.shape[2], images.shape[3]
-        x = F.pad(images * self.pixel_scale, [0, (4 - w % 4) % 4, 0, (4 - h % 4) % 4],
+        h, w, m = images.shape[2], images.shape[3], self.multiple
+        x = F.pad(images * self.pixel_scale, [0, (m - w % m) % m, 0, (m - h % m) % m],
                   mode="reflect")
-        for conv, norm in zip(self.head, self.head_norms):  # noqa: B905
+        for conv, norm in zip(self.down, self.down_norms):  # noqa: B905
             x = F.relu(norm(conv(x)))
         for block in self.blocks:
             x = block(x)
-        for pad, conv, norm in zip(self.up_pads, self.up_convs, self.up_norms):  # noqa: B905
-            if self.nearest:
-                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-            x = F.relu(norm(conv(pad(x))))
+        for layer, norm in zip(self.up, self.up_norms):  # noqa: B905
+            x = F.relu(norm(layer(x)))
         y = self.tail(x)[:, :, :h, :w] / self.pixel_scale
         if self.output_kind == "sigmoid":
             return torch.sigmoid(y)

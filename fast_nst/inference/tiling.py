@@ -172,7 +172,8 @@ def global_norm_stats(stylizer: Stylizer, pixels: np.ndarray, *, tile: int, over
     ys, xs = tile_starts(h, th, overlap), tile_starts(w, tw, overlap)
     grid = [(y, x, cy, cx) for y, cy in zip(ys, _cores(ys, th, h), strict=True)
             for x, cx in zip(xs, _cores(xs, tw, w), strict=True)]
-    padded = (th + (-th) % 4, tw + (-tw) % 4)
+    m = stylizer.net.config.multiple  # the network pads each side to a multiple of this
+    padded = (th + (-th) % m, tw + (-tw) % m)
     stats: Stats = []
     bar = tqdm(total=len(norms) * len(grid), desc="norm statistics", unit="tile", leave=False,
                disable=not progress)

@@ -109,6 +109,7 @@ def _from_examples(state: dict[str, Tensor], path: Path) -> StyleModel:
 
 
 BUNDLED_MODELS = Path(__file__).resolve().parents[2] / "models"
+FAST_FOLDER = "fast"  # models/fast/<style>.pt: the distilled CPU network of models/<style>.pt
 
 
 def bundled_models(folder: str | os.PathLike = BUNDLED_MODELS) -> dict[str, Path]:
@@ -118,6 +119,31 @@ def bundled_models(folder: str | os.PathLike = BUNDLED_MODELS) -> dict[str, Path
         raise FastNSTError(f"no models in {folder}; train one with "
                            "`python train.py experiment=bundle/starry_night`")
     return models
+
+
+def fast_models(folder: str | os.PathLike = BUNDLED_MODELS) -> dict[str, Path]:
+    """{"<style> (fast)": path} of the fast variants shipped in `folder`/fast (may be empty)."""
+    return {f"{p.stem} (fast)": p for p in sorted((Path(folder) / FAST_FOLDER).glob("*.pt"))}
+
+
+def fast_variant(path: str | os.PathLike) -> Path:
+    """The fast variant of a model file: `<its folder>/fast/<its name>.pt`, which must exist."""
+    path = Path(path)
+    fast = path.parent / FAST_FOLDER / f"{path.stem}.pt"
+    if not fast.is_file():
+        raise FastNSTError(f"no fast variant of {path} (looked for {fast}); make one with "
+                           f"`fast-nst-distill teacher={path}` and move its {path.stem}-fast.pt "
+                           f"there as {fast.name}, or drop --fast")
+    return fast
+
+
+def find_model(name: str | os.PathLike, *, fast: bool = False,
+               folder: str | os.PathLike = BUNDLED_MODELS) -> Path:
+    """A model file from a path or a bundled style's name (`udnie`); `fast`: its fast variant."""
+    path = Path(name)
+    if not path.exists() and path.suffix == "" and (Path(folder) / f"{name}.pt").is_file():
+        path = Path(folder) / f"{name}.pt"
+    return fast_variant(path) if fast else path
 
 
 def load_model(path: str | os.PathLike) -> StyleModel:

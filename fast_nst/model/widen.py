@@ -79,6 +79,9 @@ def widen(net: TransformerNet, width: str = "full", *, spread: float = 0.2,
     if not 0.0 <= spread < 1.0:
         raise FastNSTError(f"widen spread must be in [0, 1), got {spread}: at 1 or more a "
                            "copy's share of the weights can reach zero or change sign")
+    if net.config.block == "inverted" or net.config.upsample == "separable":
+        raise FastNSTError("cannot widen a network with depthwise convolutions (model.block="
+                           "inverted or model.upsample=separable); train the wider one anew")
     if not can_widen(net.config.width, width):
         raise FastNSTError(f"cannot widen a {net.config.width}-width network to {width} width; "
                            f"use a model of width {width} or narrower")

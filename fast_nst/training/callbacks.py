@@ -14,11 +14,11 @@ from pytorch_lightning.utilities import rank_zero_info
 
 from fast_nst.device import keep_freed_memory
 from fast_nst.model.files import export_model
-from fast_nst.training.module import StyleTransferModule
 
 
 class ExportModel(pl.Callback):
-    """At the end of training, write `<dirpath>/<style_name>.pt` with `export_model`.
+    """At the end of training, write `<dirpath>/<name>.pt` with `export_model` (name: the
+    module's `export_name`, else its style name; distillation writes `<style>-fast.pt`).
 
     Args:
         dirpath: output folder (default: the trainer's `default_root_dir`, Hydra's run dir).
@@ -34,7 +34,7 @@ class ExportModel(pl.Callback):
         self._started = time.perf_counter()
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero or not isinstance(pl_module, StyleTransferModule):
+        if not trainer.is_global_zero or not hasattr(pl_module, "export_meta"):
             return
         folder = Path(self.dirpath or trainer.default_root_dir)
         folder.mkdir(parents=True, exist_ok=True)
@@ -47,7 +47,8 @@ class ExportModel(pl.Callback):
         if datamodule is not None and hasattr(datamodule, "describe"):
             meta["dataset"] = datamodule.describe()
             meta["image_size"] = meta["dataset"].get("image_size")
-        self.path = export_model(pl_module.net, folder / f"{name}.pt", style=name, meta=meta,
+        stem = getattr(pl_module, "export_name", name)
+        self.path = export_model(pl_module.net, folder / f"{stem}.pt", style=name, meta=meta,
                                  half=self.half)
         rank_zero_info(f"exported the trained network to {self.path}")
 

@@ -12,21 +12,14 @@ are `net.*`. The `loss` and `optim` groups are dataclasses in `fast_nst.training
 
 from __future__ import annotations
 
-import math
-import random
 import warnings
 from collections.abc import Mapping
 from dataclasses import asdict
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
-import torch
-from pytorch_lightning.loggers import TensorBoardLogger
 from torch import Tensor
-from torchvision.utils import make_grid
 
 from fast_nst.configs import to_dataclass
 from fast_nst.core.images import load_image
@@ -36,6 +29,13 @@ from fast_nst.core.temporal import stability_loss
 from fast_nst.core.vgg import VGGConfig, check_side
 from fast_nst.errors import FastNSTError
 from fast_nst.model.network import NetConfig, TransformerNet
+from fast_nst.training.common import (
+    configure_adam,
+    drop_frozen,
+    log_grid,
+    restore_frozen,
+    tensorboard,
+)
 from fast_nst.training.settings import LossConfig, OptimConfig
 from fast_nst.training.warm_start import warm_start
 
@@ -136,27 +136,11 @@ class StyleTransferModule(pl.LightningModule):
         self.log_dict({f"val/{k}": v for k, v in terms.items()}, sync_dist=True,
                       batch_size=batch.shape[0])
         if batch_idx == 0:
-            self._log_images("val/stylized", batch, output)
-
-    def _log_images(self, tag: str, content: Tensor, output: Tensor) -> None:
-        """One grid: the content photos on top, their stylized versions below."""
-        writer = self._tensorboard()
-        if writer is None:
-            return
-        n = min(len(content), self.val_max_images)
-        grid = make_grid(torch.cat([content[:n], output[:n]]).float().clamp(0, 1), nrow=n,
-                         padding=2)
-        writer.add_image(tag, grid.cpu(), self.global_step)
-
-    def _tensorboard(self) -> Any:
-        for logger in self.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                return logger.experiment
-        return None
+            log_grid(self, "val/stylized", [batch, output], self.val_max_images)
 
     def on_fit_start(self) -> None:
         self._move_style_targets()
-        writer = self._tensorboard()
+        writer = tensorboard(self)
         if writer is not None and self.global_step == 0:
             writer.add_image("style", self._style_image[0].clamp(0, 1), 0)
 
@@ -167,45 +151,18 @@ class StyleTransferModule(pl.LightningModule):
         for target in self.perceptual.style.targets:
             target.grams = {k: v.to(self.device) for k, v in target.grams.items()}
 
-    # -- optimizer -----------------------------------------------------------------------
+    # -- optimizer ---------------------------------------------------------------------
 
     def configure_optimizers(self) -> Any:
-        cfg = self.optim_config
-        optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=tuple(cfg.betas),
-                                     weight_decay=cfg.weight_decay)
-        if cfg.schedule == "none":
-            return optimizer
-        if cfg.schedule == "cosine":
-            scheduler: Any = torch.optim.lr_scheduler.LambdaLR(
-                optimizer, partial(cosine_factor, total=self._total_steps(),
-                                   floor=cfg.min_lr / cfg.lr))
-        else:
-            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size,
-                                                        gamma=cfg.gamma)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-    def _total_steps(self) -> int:
-        """The run's length in optimizer steps, from this run's trainer (a resumed run with a
-        larger `max_steps` decays over the new length, not the one in the checkpoint)."""
-        total = self.trainer.estimated_stepping_batches
-        if not math.isfinite(total):
-            raise FastNSTError("optim.schedule=cosine needs a finite run: set trainer.max_steps")
-        return max(1, int(total))
+        return configure_adam(self.net.parameters(), self.optim_config, self.trainer)
 
     # -- checkpoints: no frozen VGG inside, RNG states for an exact resume ----------------
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint["state_dict"]
-        for key in [k for k in state if k.startswith(_ENCODER_PREFIX)]:
-            del state[key]
-        checkpoint["rng_states"] = _rng_states()
+        drop_frozen(checkpoint, [_ENCODER_PREFIX])
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        encoder = self.perceptual.encoder.state_dict()
-        checkpoint["state_dict"].update({_ENCODER_PREFIX + k: v for k, v in encoder.items()})
-        if "rng_states" in checkpoint:
-            _set_rng_states(checkpoint["rng_states"])
+        restore_frozen(checkpoint, {_ENCODER_PREFIX: self.perceptual.encoder})
 
     def export_meta(self) -> dict[str, Any]:
         """The settings that decide what the network learned (for the exported model)."""
@@ -216,37 +173,8 @@ class StyleTransferModule(pl.LightningModule):
                                            if hp.get("calibration") else {})}
 
 
-def cosine_factor(step: int, total: int, floor: float) -> float:
-    """The cosine decay as a factor of the base LR: 1 at step 0, `floor` from `total` on. In
-    closed form (a LambdaLR), so nothing about the run's length is restored from a checkpoint."""
-    progress = min(step, total) / total
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
 def _load_style(path: str, long_side: int | None) -> Tensor:
     if not path or not Path(path).is_file():
         raise FastNSTError(f"style image not found: {path}; set style.image=PATH or pick a "
                            "style from conf/style (style=starry_night)")
     return load_image(path, long_side=long_side)
-
-
-def _rng_states() -> dict[str, Any]:
-    """Global RNG states as tensors and plain values (checkpoints load with weights_only)."""
-    key, array, pos, has_gauss, gauss = np.random.get_state()
-    states: dict[str, Any] = {
-        "torch": torch.get_rng_state(), "python": random.getstate(),
-        "numpy": {"key": key, "state": torch.from_numpy(array.astype(np.int64)), "pos": pos,
-                  "has_gauss": has_gauss, "gauss": gauss}}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _set_rng_states(states: Mapping[str, Any]) -> None:
-    torch.set_rng_state(states["torch"])
-    n = states["numpy"]
-    np.random.set_state((n["key"], n["state"].numpy().astype(np.uint32), n["pos"],
-                         n["has_gauss"], n["gauss"]))
-    random.setstate(states["python"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])

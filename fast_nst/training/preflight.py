@@ -17,9 +17,10 @@ from fast_nst.configs import to_dataclass
 from fast_nst.core.losses import as_layer_weights
 from fast_nst.core.vgg import check_side
 from fast_nst.errors import FastNSTError
+from fast_nst.model.files import load_model
 from fast_nst.model.network import NetConfig
 from fast_nst.training.resume import check_checkpoint, check_run_folder
-from fast_nst.training.settings import LossConfig, OptimConfig
+from fast_nst.training.settings import DistillLossConfig, LossConfig, OptimConfig
 from fast_nst.training.warm_start import warm_start
 
 # `datasets` builders that read local files (no hub access).
@@ -35,6 +36,28 @@ def check_training(cfg: Any, run_dir: Path) -> None:
     check_resume(cfg, run_dir)
     check_settings(cfg)
     check_image_sizes(cfg)
+    check_data_source(cfg.data, str(cfg.vgg.weights))
+
+
+def check_distill(cfg: Any, run_dir: Path) -> None:
+    """`fast-nst-distill`'s checks: the teacher file, the student and loss settings, resume,
+    and the crop against the feature layers; before anything is built or written."""
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
+        raise FastNSTError(f"seed must be an integer, got {cfg.seed!r}")
+    teacher = load_model(str(cfg.teacher))
+    net = to_dataclass(NetConfig, cfg.model, "model").validate()
+    loss = to_dataclass(DistillLossConfig, cfg.distillation, "distillation").validate()
+    to_dataclass(OptimConfig, cfg.optim, "optim").validate()
+    callback = (cfg.get("callbacks") or {}).get("model_checkpoint") or {}
+    if cfg.ckpt_path:
+        check_checkpoint(cfg.ckpt_path, teacher.style, dict(cfg.model))
+    check_run_folder(callback.get("dirpath") or run_dir / "checkpoints", cfg.ckpt_path)
+    if cfg.get("init"):
+        warm_start(str(cfg.init), net)
+    if loss.feature_weight:
+        side = int(cfg.data.image_size)
+        check_side(loss.feature_layers, side, side, f"data.image_size={side} crop",
+                   "raise data.image_size")
     check_data_source(cfg.data, str(cfg.vgg.weights))
 
 

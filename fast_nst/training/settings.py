@@ -1,6 +1,7 @@
-"""The `loss` and `optim` config groups of training as dataclasses: which VGG layers, how much
-each loss counts (with per-convention defaults), and Adam with its LR schedule. Calibration reads
-the same `LossConfig`, so the weights it measures are the ones training uses.
+"""The `loss`, `optim` and `distillation` config groups of training as dataclasses: which VGG
+layers, how much each loss counts (with per-convention defaults), Adam with its LR schedule, and
+distillation's pixel and feature terms. Calibration reads the same `LossConfig`, so the weights
+it measures are the ones training uses.
 """
 
 from __future__ import annotations
@@ -114,4 +115,25 @@ class OptimConfig:
         for name, ok, wanted in rules:
             if not ok:
                 raise FastNSTError(f"optim.{name} must be {wanted}, got {getattr(self, name)!r}")
+        return self
+
+
+@dataclass
+class DistillLossConfig:
+    """The `distillation` group: how much the pixel and the VGG feature terms count."""
+
+    pixel_weight: float = 1.0
+    feature_weight: float = 1.0
+    feature_layers: list[str] = field(default_factory=lambda: ["relu1_2"])
+
+    def validate(self) -> DistillLossConfig:
+        if self.pixel_weight < 0 or self.feature_weight < 0:
+            raise FastNSTError("distillation.pixel_weight and feature_weight must be >= 0, got "
+                               f"{self.pixel_weight} and {self.feature_weight}")
+        if self.pixel_weight == 0 and self.feature_weight == 0:
+            raise FastNSTError("distillation.pixel_weight and feature_weight are both 0: "
+                               "nothing to learn; set one of them above 0")
+        if self.feature_weight and not self.feature_layers:
+            raise FastNSTError("distillation.feature_weight > 0 needs feature_layers, e.g. "
+                               "distillation.feature_layers=[relu1_2]")
         return self

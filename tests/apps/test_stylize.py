@@ -118,3 +118,27 @@ def test_stylize_cli_messages_ignore_stale_root_handlers(tmp_path, capsys, zen3)
     assert code == 0 and err == "", err
     assert [line for line in out.splitlines() if line.startswith("stylize: ")] == [
         "stylize: eager fp32 (CPU without native bf16: AVX2; 1 forward call(s))"]
+
+
+def test_fast_flag_uses_the_distilled_variant(tmp_path, capsys) -> None:
+    """--model udnie --fast: the bundled style's models/fast/udnie.pt, the same image size;
+    a model without a fast variant is a one-line error naming the file it looked for."""
+    from fast_nst.apps.stylize import main
+    from fast_nst.inference.runtime import Stylizer
+    from fast_nst.model.files import load_model
+
+    src = write_photo(tmp_path / "in.png", 40, 52)
+    main(["--model", "udnie", "--fast", str(src), "-o", str(tmp_path / "out.png"),
+          "--no-progress", "--precision", "fp32"])
+    out = np.asarray(Image.open(tmp_path / "out.png").convert("RGB"))
+    fast = load_model(Path(__file__).resolve().parents[2] / "models" / "fast" / "udnie.pt")
+    pixels = torch.from_numpy(np.asarray(Image.open(src).convert("RGB"))).permute(2, 0, 1)
+    expected = Stylizer(fast.net, device="cpu")(pixels[None].float() / 255)[0]
+    expected = (expected.clamp(0, 1) * 255).round().permute(1, 2, 0).numpy()
+    assert out.shape == (40, 52, 3) and np.abs(out - expected).max() <= 1
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", str(tiny_model(tmp_path)), "--fast", str(src), "-o",
+              str(tmp_path / "out2.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1 and "no fast variant" in err[0]
+    assert not (tmp_path / "out2.png").exists()

@@ -7,7 +7,8 @@ import torch
 
 from fast_nst import FastNSTError
 from fast_nst.inference.export import export_file
-from fast_nst.model.files import load_model
+from fast_nst.model.files import export_model, load_model
+from fast_nst.model.network import NetConfig, TransformerNet
 from tests.tolerance import PIXEL_ATOL
 
 
@@ -32,3 +33,16 @@ def test_failed_export_check_leaves_no_file(tmp_path, model_pt) -> None:
     with pytest.raises(FastNSTError, match="differs from PyTorch"):
         export_file(model_pt, "torchscript", tmp_path / "m.pt", tolerance=-1.0)
     assert list(tmp_path.iterdir()) == [tmp_path / "models"]
+
+
+@pytest.mark.parametrize("config", [
+    dict(width="quarter", downsample=3, end_kernel=3, upsample="deconv"),  # model=fast
+    dict(width="quarter", block="inverted", upsample="separable", end_kernel=5, n_residual=2),
+], ids=["fast", "inverted-separable"])
+def test_every_architecture_exports(tmp_path, config) -> None:
+    """PortableNet follows the network's own layer lists, so new architectures export too."""
+    net = TransformerNet(NetConfig(**config)).eval()
+    model = export_model(net, tmp_path / "student.pt", style="s")
+    for fmt in ("onnx", "torchscript"):
+        path, diff = export_file(model, fmt, tmp_path / f"student-{fmt}")
+        assert path.is_file() and diff < PIXEL_ATOL

@@ -13,7 +13,14 @@ from PIL import Image
 from fast_nst import FastNSTError
 from fast_nst.core.images import load_image
 from fast_nst.inference.pipeline import StylizeOptions, stylize_paths
-from fast_nst.model.files import BUNDLED_MODELS, bundled_models, export_model, load_model
+from fast_nst.model.files import (
+    BUNDLED_MODELS,
+    bundled_models,
+    export_model,
+    fast_models,
+    find_model,
+    load_model,
+)
 from tests.stylize_helpers import QUIET, fake_checkpoint, fake_examples_pth, tiny_net, write_photo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,3 +119,28 @@ def test_bundled_model_loads_and_stylizes(style: str) -> None:
     assert out.shape == content.shape and torch.isfinite(out).all()
     assert 0 <= out.min() and out.max() <= 1
     assert (out - content).abs().mean() > 0.05  # it did restyle the image
+
+
+@pytest.mark.parametrize("style", RECIPES)
+def test_every_bundled_style_has_a_fast_variant(style: str) -> None:
+    """models/fast/<style>.pt: the distilled CPU network, judged by its teacher's loss."""
+    fast = load_model(find_model(style, fast=True))
+    assert fast.path == BUNDLED_MODELS / "fast" / f"{style}.pt"
+    assert fast.style == style and fast.net.config.width == "quarter"
+    assert fast.meta["distillation"]["teacher"].endswith(f"{style}.pt")
+    assert fast.meta["style_image"] == load_model(BUNDLED_MODELS / f"{style}.pt"
+                                                  ).meta["style_image"]
+    assert fast_models()[f"{style} (fast)"] == fast.path
+
+
+def test_find_model_takes_paths_and_bundled_names(tmp_path) -> None:
+    own = export_model(tiny_net(), tmp_path / "mine.pt", style="mine")
+    assert find_model(own) == own
+    assert find_model("udnie") == BUNDLED_MODELS / "udnie.pt"
+    assert find_model(tmp_path / "nothing.pt") == tmp_path / "nothing.pt"  # the loader says so
+    with pytest.raises(FastNSTError, match=r"no fast variant of .*mine.pt \(looked for "
+                                           r".*fast/mine.pt\); make one with `fast-nst-distill"):
+        find_model(own, fast=True)
+    (tmp_path / "fast").mkdir()
+    fast = export_model(tiny_net(), tmp_path / "fast" / "mine.pt", style="mine")
+    assert find_model(own, fast=True) == fast

@@ -10,7 +10,13 @@ from PIL import Image
 import stylize as stylize_app
 from fast_nst import FastNSTError
 from fast_nst.model.files import export_model, net_from_export
-from fast_nst.model.network import DeconvLayer, NetConfig, TransformerNet
+from fast_nst.model.network import (
+    DeconvLayer,
+    NetConfig,
+    SeparableUpsampleLayer,
+    TransformerNet,
+    padding,
+)
 from tests.app_helpers import MODEL, write_photo
 
 # pytorch/examples fast_neural_style TransformerNet keys (full width, 5 residual blocks).
@@ -91,8 +97,6 @@ def test_tiny_images_keep_their_size(h, w) -> None:
 
 def test_padding_is_unchanged_for_sizes_that_always_worked() -> None:
     """Sides of 5 px and more are padded to the next multiple of 4 only, as before."""
-    from fast_nst.model.network import padding
-
     assert [padding(s) for s in (5, 6, 7, 8, 9, 255, 256)] == [3, 2, 1, 0, 3, 1, 0]
     assert [padding(s) for s in (1, 2, 3, 4)] == [7, 6, 5, 4]
 
@@ -104,3 +108,44 @@ def test_stylize_a_2x3_png_and_size_1(tmp_path, capsys) -> None:
                       "--size", "1", "-o", str(tmp_path / "one.png")])
     assert Image.open(tmp_path / "out.png").size == (3, 2)
     assert Image.open(tmp_path / "one.png").size == (1, 1)
+
+
+# The cheaper architectures (docs/studies/architecture.md): fast = model=fast.
+CHEAP = {
+    "fast": dict(width="quarter", downsample=3, end_kernel=3, upsample="deconv"),
+    "inverted-separable": dict(width="quarter", block="inverted", upsample="separable",
+                               end_kernel=5, n_residual=2),
+    "down3-nearest": dict(width="quarter", downsample=3, n_residual=1),
+}
+
+
+@pytest.mark.parametrize("name", CHEAP)
+@pytest.mark.parametrize("h, w", [(1, 1), (9, 13), (37, 50), (64, 64)])
+def test_cheap_architectures_keep_any_size(name, h, w) -> None:
+    net = TransformerNet(NetConfig(**CHEAP[name])).eval()
+    with torch.no_grad():
+        out = net(torch.rand(2, 3, h, w))
+    assert out.shape == (2, 3, h, w) and 0 <= out.min() and out.max() <= 1
+
+
+def test_cheap_architectures_have_their_layers() -> None:
+    fast = TransformerNet(NetConfig(**CHEAP["fast"]))
+    assert [conv.conv2d.stride for conv, _ in fast.down()] == [(1, 1), (2, 2), (2, 2), (2, 2)]
+    assert len(fast.up()) == 3 and isinstance(fast.deconv0, DeconvLayer)
+    assert fast.conv1.conv2d.kernel_size == fast.deconv3.conv2d.kernel_size == (3, 3)
+    inverted = TransformerNet(NetConfig(**CHEAP["inverted-separable"]))
+    assert inverted.res1.depthwise.conv2d.groups == inverted.res1.depthwise.conv2d.in_channels
+    assert isinstance(inverted.deconv1, SeparableUpsampleLayer)
+
+
+def test_three_downsamplings_pad_to_a_multiple_of_8() -> None:
+    """Sides are padded to a multiple of 8, and to 16 px at least (2 px at 1/8)."""
+    assert [padding(s, 8) for s in (1, 9, 16, 17, 24)] == [15, 7, 0, 7, 0]
+    assert NetConfig(downsample=3).multiple == 8 and NetConfig().multiple == 4
+
+
+@pytest.mark.parametrize(("field", "value"), [("downsample", 4), ("block", "dense"),
+                                               ("end_kernel", 7), ("upsample", "pixel")])
+def test_unknown_architecture_choice_is_a_one_line_error(field, value) -> None:
+    with pytest.raises(FastNSTError, match=f"unknown model.{field} {value!r}; use one of"):
+        NetConfig(**{field: value}).validate()
