@@ -21,15 +21,17 @@ from fast_nst.errors import FastNSTError
 from fast_nst.training.settings import OptimConfig
 
 
-def configure_adam(params: Iterable[nn.Parameter], cfg: OptimConfig, trainer: pl.Trainer) -> Any:
-    """Lightning's `configure_optimizers` answer: Adam, with a per-step schedule if asked."""
+def configure_adam(params: Iterable[nn.Parameter], cfg: OptimConfig,
+                   module: pl.LightningModule) -> Any:
+    """Lightning's `configure_optimizers` answer: Adam, with a per-step schedule if asked
+    (the module's trainer is read only for the cosine schedule's length)."""
     optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas),
                                  weight_decay=cfg.weight_decay)
     if cfg.schedule == "none":
         return optimizer
     if cfg.schedule == "cosine":
         scheduler: Any = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, partial(cosine_factor, total=total_steps(trainer),
+            optimizer, partial(cosine_factor, total=total_steps(module.trainer),
                                floor=cfg.min_lr / cfg.lr))
     else:
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size,

@@ -128,7 +128,7 @@ class DistillModule(pl.LightningModule):
             log_grid(self, "val/teacher_student", [batch, target, output], self.val_max_images)
 
     def configure_optimizers(self) -> Any:
-        return configure_adam(self.net.parameters(), self.optim_config, self.trainer)
+        return configure_adam(self.net.parameters(), self.optim_config, self)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         drop_frozen(checkpoint, _FROZEN)

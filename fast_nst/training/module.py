@@ -154,7 +154,7 @@ class StyleTransferModule(pl.LightningModule):
     # -- optimizer ---------------------------------------------------------------------
 
     def configure_optimizers(self) -> Any:
-        return configure_adam(self.net.parameters(), self.optim_config, self.trainer)
+        return configure_adam(self.net.parameters(), self.optim_config, self)
 
     # -- checkpoints: no frozen VGG inside, RNG states for an exact resume ----------------
 

@@ -10,8 +10,8 @@ import torch
 
 from fast_nst import FastNSTError
 from fast_nst.core.images import load_image
-from fast_nst.training.module import StyleTransferModule
 from fast_nst.training.common import cosine_factor
+from fast_nst.training.module import StyleTransferModule
 from tests.training.helpers import train_steps
 
 
