@@ -95,6 +95,17 @@ def restore_frozen(checkpoint: dict[str, Any], frozen: Mapping[str, nn.Module]) 
         set_rng_states(checkpoint["rng_states"])
 
 
+def log_terms(module: pl.LightningModule, stage: str, terms: Mapping[str, Tensor],
+              batch_size: int) -> None:
+    """Every loss term as `<stage>/<term>`; in training also the total on the progress bar."""
+    train = stage == "train"
+    module.log_dict({f"{stage}/{k}": v.detach() if train else v for k, v in terms.items()},
+                    batch_size=batch_size, sync_dist=not train)
+    if train:
+        module.log("loss", terms["total"].detach(), prog_bar=True, logger=False,
+                   batch_size=batch_size)
+
+
 def log_grid(module: pl.LightningModule, tag: str, rows: Iterable[Tensor], n: int) -> None:
     """One TensorBoard image: the first `n` images of each row (content, stylized, ...)."""
     writer = tensorboard(module)

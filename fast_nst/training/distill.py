@@ -28,7 +28,13 @@ from fast_nst.core.vgg import VGGConfig, VGGEncoder
 from fast_nst.errors import FastNSTError
 from fast_nst.model.files import load_model
 from fast_nst.model.network import NetConfig, TransformerNet
-from fast_nst.training.common import configure_adam, drop_frozen, log_grid, restore_frozen
+from fast_nst.training.common import (
+    configure_adam,
+    drop_frozen,
+    log_grid,
+    log_terms,
+    restore_frozen,
+)
 from fast_nst.training.settings import DistillLossConfig, OptimConfig
 from fast_nst.training.warm_start import warm_start
 
@@ -114,16 +120,12 @@ class DistillModule(pl.LightningModule):
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         _, _, terms = self.compute_losses(batch)
-        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()},
-                      batch_size=batch.shape[0])
-        self.log("loss", terms["total"].detach(), prog_bar=True, logger=False,
-                 batch_size=batch.shape[0])
+        log_terms(self, "train", terms, batch.shape[0])
         return terms["total"]
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
         output, target, terms = self.compute_losses(batch)
-        self.log_dict({f"val/{k}": v for k, v in terms.items()}, sync_dist=True,
-                      batch_size=batch.shape[0])
+        log_terms(self, "val", terms, batch.shape[0])
         if batch_idx == 0:  # rows: the photos, the teacher's images, the student's
             log_grid(self, "val/teacher_student", [batch, target, output], self.val_max_images)
 

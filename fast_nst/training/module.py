@@ -33,6 +33,7 @@ from fast_nst.training.common import (
     configure_adam,
     drop_frozen,
     log_grid,
+    log_terms,
     restore_frozen,
     tensorboard,
 )
@@ -125,16 +126,12 @@ class StyleTransferModule(pl.LightningModule):
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         _, terms = self.compute_losses(batch)
-        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()},
-                      batch_size=batch.shape[0])
-        self.log("loss", terms["total"].detach(), prog_bar=True, logger=False,
-                 batch_size=batch.shape[0])
+        log_terms(self, "train", terms, batch.shape[0])
         return terms["total"]
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
         output, terms = self.compute_losses(batch)
-        self.log_dict({f"val/{k}": v for k, v in terms.items()}, sync_dist=True,
-                      batch_size=batch.shape[0])
+        log_terms(self, "val", terms, batch.shape[0])
         if batch_idx == 0:
             log_grid(self, "val/stylized", [batch, output], self.val_max_images)
 

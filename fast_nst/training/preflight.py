@@ -31,9 +31,8 @@ _PROXY_ENV = ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
 
 def check_training(cfg: Any, run_dir: Path) -> None:
     """All of the checks below, cheapest first."""
-    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
-        raise FastNSTError(f"seed must be an integer, got {cfg.seed!r}")
-    check_resume(cfg, run_dir)
+    check_seed(cfg)
+    check_resume(cfg, run_dir, str(cfg.style.name))
     check_settings(cfg)
     check_image_sizes(cfg)
     check_data_source(cfg.data, str(cfg.vgg.weights))
@@ -42,16 +41,12 @@ def check_training(cfg: Any, run_dir: Path) -> None:
 def check_distill(cfg: Any, run_dir: Path) -> None:
     """`fast-nst-distill`'s checks: the teacher file, the student and loss settings, resume,
     and the crop against the feature layers; before anything is built or written."""
-    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
-        raise FastNSTError(f"seed must be an integer, got {cfg.seed!r}")
+    check_seed(cfg)
     teacher = load_model(str(cfg.teacher))
     net = to_dataclass(NetConfig, cfg.model, "model").validate()
     loss = to_dataclass(DistillLossConfig, cfg.distillation, "distillation").validate()
     to_dataclass(OptimConfig, cfg.optim, "optim").validate()
-    callback = (cfg.get("callbacks") or {}).get("model_checkpoint") or {}
-    if cfg.ckpt_path:
-        check_checkpoint(cfg.ckpt_path, teacher.style, dict(cfg.model))
-    check_run_folder(callback.get("dirpath") or run_dir / "checkpoints", cfg.ckpt_path)
+    check_resume(cfg, run_dir, teacher.style)
     if cfg.get("init"):
         warm_start(str(cfg.init), net)
     if loss.feature_weight:
@@ -78,13 +73,18 @@ def check_settings(cfg: Any) -> None:
         warm_start(str(cfg.init), net)
 
 
-def check_resume(cfg: Any, run_dir: Path) -> None:
-    """`ckpt_path`, if given, is a safe fast_nst checkpoint of this style and architecture; a
+def check_seed(cfg: Any) -> None:
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
+        raise FastNSTError(f"seed must be an integer, got {cfg.seed!r}")
+
+
+def check_resume(cfg: Any, run_dir: Path, style: str) -> None:
+    """`ckpt_path`, if given, is a safe fast_nst checkpoint of `style` and this architecture; a
     run folder with checkpoints is reused only to resume."""
     callback = (cfg.get("callbacks") or {}).get("model_checkpoint") or {}
     checkpoints = callback.get("dirpath") or run_dir / "checkpoints"
     if cfg.ckpt_path:
-        check_checkpoint(cfg.ckpt_path, str(cfg.style.name), dict(cfg.model))
+        check_checkpoint(cfg.ckpt_path, style, dict(cfg.model))
     check_run_folder(checkpoints, cfg.ckpt_path)
 
 
